@@ -1,0 +1,57 @@
+# ShopStream — the two commands are `make demo` and `make test`; the rest is for daily work.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+S := scripts
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+demo: ## the whole pipeline for one hour, offline (sets up venv and services itself), then a gold summary
+	@$(S)/demo.sh $(HOUR)
+
+test: ## the full test suite against real PostgreSQL and Kafka (starts them if needed)
+	@$(S)/test.sh $(PYTEST_ARGS)
+
+test-quick: ## the suite without the slow, fault and browser tests
+	@$(S)/test.sh -m "not slow and not faults and not browser" $(PYTEST_ARGS)
+
+faults: ## the fault-injection suite with its summary
+	@$(S)/test.sh -m faults $(PYTEST_ARGS)
+
+venv: ## create/refresh .venv from requirements.lock
+	@$(S)/bootstrap.sh
+
+lock: ## re-pin requirements.lock from requirements.txt
+	@uv pip compile requirements.txt -o requirements.lock --python-version 3.11
+
+up: ## start PostgreSQL, Kafka and the local DummyJSON server (idempotent)
+	@$(S)/services.sh up
+
+down: ## stop every local service (data is kept under .local/)
+	@$(S)/services.sh down
+
+status: ## show what runs
+	@$(S)/services.sh status
+
+airflow: up ## start the Airflow UI on http://localhost:8080 (login from .env)
+	@$(S)/airflow.sh start
+
+airflow-stop: ## stop the local Airflow
+	@$(S)/airflow.sh stop
+
+psql: ## psql into the warehouse
+	@$(S)/postgres.sh psql
+
+dbt-parse: ## rebuild include/dbt/shopstream/target/manifest.json (commit it)
+	@$(S)/dbt.sh parse
+
+bench: up ## run the benchmarks under bench/, write bench/results/latest.json
+	@source $(S)/common.sh && .venv/bin/python bench/run.py
+
+lint: ## ruff
+	@.venv/bin/ruff check .
+
+clean: down ## stop services and delete .local/ (all local data)
+	rm -rf .local
+
+.PHONY: help demo test test-quick faults venv lock up down status airflow airflow-stop psql dbt-parse bench lint clean
