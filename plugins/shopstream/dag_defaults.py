@@ -1,0 +1,27 @@
+"""Defaults every ShopStream DAG shares: owner, retries with exponential backoff, alerts.
+
+Retries are the first line of defence: every task in this project is safe to re-run (idempotent by
+design), so a transient failure (a broker restart, a database failover, a 429 storm) heals itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from shopstream import alerts
+
+OWNER = "shopstream"
+START_DATE = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def default_args(retries: int = 3, retry_delay: timedelta = timedelta(seconds=30),
+                 max_retry_delay: timedelta = timedelta(minutes=10)) -> dict:
+    return {
+        "owner": OWNER,
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "retry_exponential_backoff": True,
+        "max_retry_delay": max_retry_delay,
+        "on_failure_callback": alerts.on_failure,
+        "on_retry_callback": alerts.on_retry,
+    }
