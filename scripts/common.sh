@@ -42,6 +42,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
 export DBT_SEND_ANONYMOUS_USAGE_STATS=False
 export SHOPSTREAM_ROOT="$ROOT"
+export PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$ROOT/plugins${PYTHONPATH:+:$PYTHONPATH}"
 
 # port_owner PORT -> prints "pid/name" of the process listening on 127.0.0.1:PORT, empty if free.
