@@ -1,0 +1,76 @@
+"""shopstream_extract: every hour, DummyJSON -> Kafka topics customers, products, orders, events.
+
+Thin wiring only; the logic lives in `shopstream.extract` (plugins/). The run's data interval is the hour
+it processes: the run that starts at 14:00 UTC processes [13:00, 14:00), and a backfill of hour H has
+logical date H. Four independent tasks - each fetches its own inputs, so a failed publish retries alone -
+each updating its topic's Asset (extra: `logical_hour`, `topic`, `messages`) for the bronze DAG.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from shopstream.assets import KAFKA_TOPIC_ASSETS
+from shopstream.extract.derive import DEFAULT_EVENTS_PER_HOUR, DEFAULT_ORDER_RATE, DEFAULT_SEED
+
+default_args = {
+    "owner": "shopstream",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=20),
+}
+
+
+@dag(
+    dag_id="shopstream_extract",
+    description="DummyJSON snapshot + derived orders/events -> Kafka, one logical hour per run",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),  # backfills can reach back to here
+    catchup=False,
+    max_active_runs=2,
+    default_args=default_args,
+    tags=["shopstream", "extract", "kafka"],
+    params={
+        "seed": Param(DEFAULT_SEED, type="string", description="Seed of the derived orders/events"),
+        "order_rate": Param(DEFAULT_ORDER_RATE, type="number", minimum=0, maximum=1,
+                            description="Probability that a cart becomes an order in a given hour"),
+        "events_per_hour": Param(DEFAULT_EVENTS_PER_HOUR, type="integer", minimum=0,
+                                 description="Clickstream events per hour"),
+    },
+    doc_md=__doc__,
+)
+def shopstream_extract():
+    @task(outlets=[KAFKA_TOPIC_ASSETS["customers"]])
+    def publish_customers(**context):
+        from shopstream.extract.tasks import run_extract_task
+
+        return run_extract_task("customers", context)
+
+    @task(outlets=[KAFKA_TOPIC_ASSETS["products"]])
+    def publish_products(**context):
+        from shopstream.extract.tasks import run_extract_task
+
+        return run_extract_task("products", context)
+
+    @task(outlets=[KAFKA_TOPIC_ASSETS["orders"]])
+    def publish_orders(**context):
+        from shopstream.extract.tasks import run_extract_task
+
+        return run_extract_task("orders", context)
+
+    @task(outlets=[KAFKA_TOPIC_ASSETS["events"]])
+    def publish_events(**context):
+        from shopstream.extract.tasks import run_extract_task
+
+        return run_extract_task("events", context)
+
+    publish_customers()
+    publish_products()
+    publish_orders()
+    publish_events()
+
+
+shopstream_extract()

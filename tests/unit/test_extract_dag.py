@@ -1,0 +1,97 @@
+"""The shopstream_extract DAG's structure, parsed from the file (no scheduler, no metadata DB)."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILE = ROOT / "dags" / "shopstream_extract.py"
+TASKS = ("publish_customers", "publish_products", "publish_orders", "publish_events")
+
+
+def _load_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, DAG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def dag():
+    import airflow.sdk  # noqa: F401  (import cost is Airflow's, not the DAG file's)
+
+    return _the_dag(_load_module("shopstream_extract_dag"))
+
+
+def _the_dag(module):
+    from airflow.sdk import DAG
+
+    dag = module.shopstream_extract()  # the @dag function returns the DAG (the file does not bind it)
+    assert isinstance(dag, DAG)
+    return dag
+
+
+def test_parse_is_fast_and_touches_no_network(monkeypatch):
+    import airflow.sdk  # noqa: F401
+    from shopstream.extract import derive  # noqa: F401
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the DAG file opened a network connection at import time")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    started = time.perf_counter()
+    _load_module("shopstream_extract_parse_check")
+    assert time.perf_counter() - started < 1.0
+
+
+def test_identity_schedule_and_defaults(dag):
+    from airflow.sdk import CronDataIntervalTimetable
+
+    assert dag.dag_id == "shopstream_extract"
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.timetable.expression == "0 * * * *"
+    assert dag.start_date == datetime(2025, 1, 1, tzinfo=UTC)
+    assert dag.catchup is False
+    assert 1 <= dag.max_active_runs <= 3
+    assert set(dag.tags) >= {"shopstream", "extract"}
+    assert set(dag.params.keys()) == {"seed", "order_rate", "events_per_hour"}
+
+
+def test_tasks_outlets_and_retries(dag):
+    from shopstream.assets import KAFKA_TOPIC_ASSETS
+
+    assert set(dag.task_ids) == set(TASKS)
+    for task_id in TASKS:
+        t = dag.get_task(task_id)
+        topic = task_id.removeprefix("publish_")
+        assert t.outlets == [KAFKA_TOPIC_ASSETS[topic]]
+        assert t.upstream_task_ids == set() and t.downstream_task_ids == set()  # independent retries
+        assert t.owner == "shopstream"
+        assert t.retries >= 2
+        assert t.retry_delay >= timedelta(seconds=10)
+        assert t.retry_exponential_backoff > 1
+
+
+def test_scheduled_run_processes_the_previous_hour(dag):
+    """Run starting at 14:00 covers [13:00, 14:00): its data_interval_start is the logical hour."""
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+    from shopstream.hours import logical_hour
+
+    timetable = coerce_to_core_timetable(dag.timetable)
+    last = DataInterval(pendulum.datetime(2026, 11, 27, 12, tz="UTC"), pendulum.datetime(2026, 11, 27, 13, tz="UTC"))
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=last,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True),
+    )
+    assert info.run_after == datetime(2026, 11, 27, 14, tzinfo=UTC)
+    ctx = {"data_interval_start": info.data_interval.start, "logical_date": info.logical_date}
+    assert logical_hour(ctx) == datetime(2026, 11, 27, 13, tzinfo=UTC)

@@ -1,0 +1,100 @@
+"""The task glue (fetch -> build -> publish, asset event extra) with a fake client and publisher."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import pendulum
+import pytest
+import shopstream.extract.tasks as tasks
+from shopstream.assets import KAFKA_TOPIC_ASSETS
+from shopstream.dummyjson.catalog import load_snapshot, snapshot_dir
+from shopstream.extract.messages import TOPICS
+from shopstream.extract.publisher import PublishResult
+
+H13 = datetime(2026, 11, 27, 13, tzinfo=UTC)
+
+
+class FakeClient:
+    def __init__(self, catalog):
+        self.catalog = catalog
+        self.stats = {"requests": 0, "retries": 0}
+        self.fetched = []
+        self.closed = False
+
+    def fetch_all(self, resource):
+        self.fetched.append(resource)
+        records = self.catalog[resource]
+        self.stats["requests"] += -(-len(records) // 100)
+        return records
+
+    def close(self):
+        self.closed = True
+
+
+class Outlet:
+    extra: dict | None = None
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_snapshot(snapshot_dir())
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    out = []
+
+    def fake_publish(messages, producer_config, **kwargs):
+        messages = list(messages)
+        out.append((messages, producer_config))
+        return PublishResult(published=len(messages), per_topic={}, seconds=0.01)
+
+    monkeypatch.setattr(tasks, "publish", fake_publish)
+    return out
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_extract_topic_fetches_only_what_it_needs(topic, catalog, sent):
+    client = FakeClient(catalog)
+    counts = tasks.extract_topic(topic, H13, client, {"bootstrap.servers": "b"}, topic=f"{topic}-x")
+    assert tuple(client.fetched) == tasks.RESOURCES[topic]
+    assert counts["requests"] == {"customers": 3, "products": 2, "orders": 3, "events": 8}[topic]
+    messages, config = sent[0]
+    assert config == {"bootstrap.servers": "b"}
+    assert counts["published"] == len(messages) > 0 and {m.topic for m in messages} == {f"{topic}-x"}
+    assert counts["fetched"] == {r: len(catalog[r]) for r in tasks.RESOURCES[topic]}
+    assert counts["logical_hour"] == "2026-11-27T13:00:00Z"
+
+
+def test_run_extract_task_uses_the_run_hour_env_topic_and_sets_the_asset_extra(catalog, sent, monkeypatch):
+    client = FakeClient(catalog)
+    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
+    monkeypatch.setattr(tasks, "producer_config_from_airflow", lambda conn_id: {"bootstrap.servers": conn_id})
+    monkeypatch.setenv("SHOPSTREAM_TOPIC_ORDERS", "orders-abc")
+    outlets = defaultdict(Outlet)
+    context = {
+        "data_interval_start": pendulum.datetime(2026, 11, 27, 13, tz="UTC"),
+        "logical_date": pendulum.datetime(2026, 11, 27, 14, tz="UTC"),
+        "params": {"seed": "shopstream-v1", "order_rate": 0.5, "events_per_hour": 300},
+        "outlet_events": outlets,
+    }
+    counts = tasks.run_extract_task("orders", context)
+    messages, config = sent[0]
+    assert config == {"bootstrap.servers": "kafka_default"}
+    assert {m.topic for m in messages} == {"orders-abc"}
+    assert {json.loads(m.value)["logical_hour"] for m in messages} == {"2026-11-27T13:00:00Z"}
+    assert len(messages) > 60  # order_rate 0.5 of 208 carts, from the params
+    assert outlets[KAFKA_TOPIC_ASSETS["orders"]].extra == {
+        "logical_hour": "2026-11-27T13:00:00Z", "topic": "orders-abc", "messages": len(messages)}
+    assert counts["published"] == len(messages) and client.closed
+
+
+def test_run_extract_task_without_a_date_fails_before_fetching(catalog, sent, monkeypatch):
+    client = FakeClient(catalog)
+    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
+    with pytest.raises(ValueError, match="logical hour"):
+        tasks.run_extract_task("customers", {"data_interval_start": None, "logical_date": None})
+    assert client.fetched == [] and sent == []
