@@ -6,6 +6,10 @@
 source "$(dirname "$0")/common.sh"
 
 HOUR="${1:-${HOUR:-$(date -u -d '1 hour ago' +%Y-%m-%dT%H:00:00+00:00)}}"
+HOUR="$(date -u -d "$HOUR" +%Y-%m-%dT%H:00:00+00:00)" || die "HOUR=$HOUR is not a date; use e.g. 2026-11-27T10:00:00Z"
+# A manual run (`airflow dags test`) at time T processes the hour that ended at T (its data interval), exactly
+# like the scheduled run at T: so hour H is run at H+1h.
+RUN_AT="$(date -u -d "$HOUR + 1 hour" +%Y-%m-%dT%H:00:00+00:00)"
 started=$(date +%s)
 
 "$ROOT/scripts/services.sh" up
@@ -17,9 +21,9 @@ run_dag() {
     echo "-- $dag_id: not built yet (dags/$dag_id.py is missing); skipped" >&2
     return 0
   fi
-  info "airflow dags test $dag_id $HOUR"
+  info "airflow dags test $dag_id $RUN_AT"
   local log="$AIRFLOW_HOME/logs/demo-$dag_id.log"
-  if ! "$VENV/bin/airflow" dags test "$dag_id" "$HOUR" >"$log" 2>&1; then
+  if ! "$VENV/bin/airflow" dags test "$dag_id" "$RUN_AT" >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     die "$dag_id failed for $HOUR; full log: $log"
   fi
