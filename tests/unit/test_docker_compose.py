@@ -53,6 +53,7 @@ ONE_SHOT = {"preflight", "kafka-init", "airflow-init"}
 # .env.example variables the Docker path does not read, and why.
 NATIVE_ONLY_VARIABLES = {
     "KAFKA_START_TIMEOUT": "scripts/kafka.sh start-up wait; the kafka healthcheck plays that role here",
+    "DUMMYJSON_START_TIMEOUT": "scripts/dummyjson.sh start-up wait; the dummyjson healthcheck plays that role here",
 }
 TOPICS = ["customers", "products", "orders", "events"]
 
@@ -346,17 +347,17 @@ def test_remote_hosts_are_kept(container_env):
 
 
 def test_metadata_db_url_quotes_the_credentials(container_env):
-    conn = '{"conn_type":"postgres","host":"127.0.0.1","port":25432,"schema":"wh","login":"u@x","password":"p:/@%"}'
+    conn = '{"conn_type":"postgres","host":"127.0.0.1","port":25432,"schema":"wh","login":"u@x","password":"p:/@%"}'  # test-credential
     env = example_environ(AIRFLOW_CONN_WAREHOUSE_DB=conn)
-    assert container_env.sql_alchemy_conn(env) == "postgresql+psycopg2://u%40x:p%3A%2F%40%25@postgres:5432/airflow"
-    assert container_env.result_backend(env) == "db+postgresql://u%40x:p%3A%2F%40%25@postgres:5432/airflow"
+    assert container_env.sql_alchemy_conn(env) == "postgresql+psycopg2://u%40x:p%3A%2F%40%25@postgres:5432/airflow"  # test-credential
+    assert container_env.result_backend(env) == "db+postgresql://u%40x:p%3A%2F%40%25@postgres:5432/airflow"  # test-credential
 
 
 def test_preflight_refuses_placeholders(container_env):
     problems = container_env.preflight(example_environ())
     assert any("AIRFLOW_ADMIN_PASSWORD" in p for p in problems)
     assert any("AIRFLOW_CONN_WAREHOUSE_DB" in p for p in problems)
-    filled = example_environ(AIRFLOW_ADMIN_PASSWORD="s3cret", AIRFLOW_CONN_WAREHOUSE_DB=env_example_vars()[
+    filled = example_environ(AIRFLOW_ADMIN_PASSWORD="s3cret", AIRFLOW_CONN_WAREHOUSE_DB=env_example_vars()[  # test-credential
         "AIRFLOW_CONN_WAREHOUSE_DB"].replace("change-me", "s3cret"))
     assert container_env.preflight(filled) == []
     broken = example_environ(AIRFLOW_CONN_KAFKA_DEFAULT="{not json")
