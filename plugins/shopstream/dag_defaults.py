@@ -20,7 +20,7 @@ def default_args(retries: int = 3, retry_delay: timedelta = timedelta(seconds=30
         "owner": OWNER,
         "retries": retries,
         "retry_delay": retry_delay,
-        "retry_exponential_backoff": True,
+        "retry_exponential_backoff": 2.0,  # Airflow 3.3: a multiplier (True would mean 1.0, no backoff)
         "max_retry_delay": max_retry_delay,
         "on_failure_callback": alerts.on_failure,
         "on_retry_callback": alerts.on_retry,

@@ -46,5 +46,5 @@ def test_webhook_receives_alert_and_a_dead_webhook_does_not_raise(monkeypatch):
 def test_default_args_retry_with_backoff():
     args = dag_defaults.default_args()
     assert args["owner"] == "shopstream" and args["retries"] >= 2
-    assert args["retry_exponential_backoff"] is True and args["retry_delay"].total_seconds() > 0
+    assert args["retry_exponential_backoff"] >= 2 and args["retry_delay"].total_seconds() > 0
     assert args["on_failure_callback"] is alerts.on_failure

@@ -1,0 +1,94 @@
+"""shopstream_bronze: Kafka topics -> bronze.raw_events, each message exactly once.
+
+Thin wiring only; the logic lives in `shopstream.bronze` (plugins/). Runs when the extract DAG has updated
+all four topic Assets, one run at a time:
+
+    apply_ddl -> plan_partitions -> load (mapped: one task per partition group) -> publish (Asset bronze)
+
+- `apply_ddl`: include/sql/bronze/*.sql, idempotent (the loader applies it at start too).
+- `plan_partitions`: lists the topics' partitions on the broker and splits them into `load_tasks` groups of
+  similar pending work (high watermark - offset stored in bronze.consumer_offsets).
+- `load[i]`: a bounded drain of its partitions up to their high watermarks at start; offsets are stored in
+  PostgreSQL in the same transaction as the rows, so any task can be cleared or retried at any point
+  (a rerun resumes at the stored offsets; overlapping or outdated plans are kept safe by the offsets
+  compare-and-set and the UNIQUE (topic, partition, offset) constraint).
+- `publish`: logs the totals and emits the Asset `shopstream.bronze.raw_events` (extra: the totals).
+
+Params: `topics` (default: the contract's four, renamed by SHOPSTREAM_TOPIC_<NAME> like the extract DAG),
+`load_tasks`, `consumer_group`, `max_seconds` (per load task; the rest stays as lag for the next run).
+Connections: `warehouse_db` (PostgreSQL), `kafka_default` (Kafka).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+from shopstream import dag_defaults
+from shopstream.assets import BRONZE_RAW_EVENTS, KAFKA_TOPIC_ASSETS
+
+default_args = {
+    **dag_defaults.default_args(retries=3, retry_delay=timedelta(seconds=30),
+                                max_retry_delay=timedelta(minutes=10)),
+    "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3.3 (True would mean 1.0 = no backoff)
+    "execution_timeout": timedelta(minutes=45),
+}
+
+
+@dag(
+    dag_id="shopstream_bronze",
+    description="Kafka -> bronze.raw_events (exactly once per topic/partition/offset), parallel by partition",
+    schedule=list(KAFKA_TOPIC_ASSETS.values()),
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["shopstream", "bronze", "kafka", "postgres"],
+    params={
+        "topics": Param(None, type=["null", "array"], items={"type": "string"},
+                        description="Topics to load (default: customers, products, orders, events)"),
+        "load_tasks": Param(int(os.environ.get("SHOPSTREAM_BRONZE_LOAD_TASKS", "3")), type="integer",
+                            minimum=1, maximum=64, description="Parallel load tasks (partition groups)"),
+        "consumer_group": Param(os.environ.get("SHOPSTREAM_BRONZE_GROUP", "shopstream-bronze"),
+                                type="string", description="Offsets key in bronze.consumer_offsets"),
+        "max_seconds": Param(1800, type=["null", "number"], minimum=1,
+                             description="Time budget per load task (the rest is left as lag)"),
+    },
+    doc_md=__doc__,
+)
+def shopstream_bronze():
+    @task
+    def apply_ddl() -> list[str]:
+        from shopstream.bronze import airflow_entry
+
+        return airflow_entry.apply_ddl()
+
+    @task
+    def plan_partitions(params=None) -> list[list[str]]:
+        from shopstream.bronze import airflow_entry
+
+        return airflow_entry.plan(params["topics"], params["load_tasks"], params["consumer_group"])
+
+    @task(max_active_tis_per_dagrun=16)
+    def load(partitions: list[str], params=None) -> dict:
+        from shopstream.bronze import airflow_entry
+
+        return airflow_entry.load(list(partitions), params["consumer_group"], max_seconds=params["max_seconds"])
+
+    @task(outlets=[BRONZE_RAW_EVENTS])
+    def publish(results, outlet_events=None) -> dict:
+        from shopstream.bronze import airflow_entry
+
+        merged = airflow_entry.summarize(list(results))
+        if outlet_events is not None:
+            outlet_events[BRONZE_RAW_EVENTS].extra = {"totals": merged["totals"], "loads": merged["loads"]}
+        return merged
+
+    ddl = apply_ddl()
+    groups = plan_partitions()
+    ddl >> groups
+    publish(load.expand(partitions=groups))
+
+
+shopstream_bronze()
