@@ -31,7 +31,6 @@ from shopstream.assets import BRONZE_RAW_EVENTS, KAFKA_TOPIC_ASSETS
 default_args = {
     **dag_defaults.default_args(retries=3, retry_delay=timedelta(seconds=30),
                                 max_retry_delay=timedelta(minutes=10)),
-    "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3.3 (True would mean 1.0 = no backoff)
     "execution_timeout": timedelta(minutes=45),
 }
 

@@ -11,15 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from shopstream import dag_defaults
 from shopstream.assets import KAFKA_TOPIC_ASSETS
 from shopstream.extract.derive import DEFAULT_EVENTS_PER_HOUR, DEFAULT_ORDER_RATE, DEFAULT_SEED
 
 default_args = {
-    "owner": "shopstream",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=10),
+    **dag_defaults.default_args(retries=3, retry_delay=timedelta(seconds=30)),
     "execution_timeout": timedelta(minutes=20),
 }
 
