@@ -40,7 +40,7 @@ def _project_env() -> None:
 
 
 def _admin_dsn(dbname: str = "postgres") -> str:
-    return f"host={ROOT / '.local' / 'pg' / 'run'} port={os.environ['PGPORT']} user=postgres dbname={dbname}"
+    return f"host={Path(os.environ['SHOPSTREAM_PG_ROOT']) / 'run'} port={os.environ['PGPORT']} user=postgres dbname={dbname}"
 
 
 class _Databases:

@@ -45,6 +45,17 @@ export SHOPSTREAM_ROOT="$ROOT"
 export PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$ROOT/plugins${PYTHONPATH:+:$PYTHONPATH}"
 
+# PostgreSQL's files: .local/pg, unless we are root and the 'postgres' OS user (who runs the server, since
+# initdb refuses root) cannot reach .local (e.g. a clone inside a mode-700 folder): then a folder of its own
+# under /var/tmp, keyed by this checkout's path.
+if [ -z "${SHOPSTREAM_PG_ROOT:-}" ]; then
+  SHOPSTREAM_PG_ROOT="$LOCAL/pg"
+  if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$LOCAL" 2>/dev/null; then
+    SHOPSTREAM_PG_ROOT="/var/tmp/shopstream-pg-$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)"
+  fi
+fi
+export SHOPSTREAM_PG_ROOT
+
 # port_owner PORT -> prints "pid/name" of the process listening on 127.0.0.1:PORT, empty if free.
 port_owner() {
   ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\"\([^\"]*\)\",pid=\([0-9]*\).*/\2\/\1/p' | head -1

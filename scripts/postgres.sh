@@ -3,7 +3,7 @@
 # Usage: scripts/postgres.sh start|stop|status|psql [args]   — start/stop are idempotent.
 source "$(dirname "$0")/common.sh"
 
-PGROOT="$LOCAL/pg"
+PGROOT="$SHOPSTREAM_PG_ROOT"
 DATA="$PGROOT/data"
 SOCK="$PGROOT/run"
 LOG="$PGROOT/log/postgres.log"

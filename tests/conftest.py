@@ -62,7 +62,7 @@ def postgres_service() -> dict:
 
 def admin_dsn(dbname: str = "postgres") -> str:
     """Superuser over the cluster's private Unix socket (trust auth; only the local OS can reach it)."""
-    return f"host={ROOT / '.local' / 'pg' / 'run'} port={os.environ['PGPORT']} user=postgres dbname={dbname}"
+    return f"host={Path(os.environ['SHOPSTREAM_PG_ROOT']) / 'run'} port={os.environ['PGPORT']} user=postgres dbname={dbname}"
 
 
 @pytest.fixture
