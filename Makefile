@@ -42,8 +42,12 @@ airflow-stop: ## stop the local Airflow
 psql: ## psql into the warehouse
 	@$(S)/postgres.sh psql
 
-dbt-parse: ## rebuild include/dbt/shopstream/target/manifest.json (commit it)
-	@$(S)/dbt.sh parse
+dbt-manifest: ## rebuild include/dbt/shopstream/target/manifest.json after changing the dbt project (commit it)
+	@source $(S)/common.sh && .venv/bin/python -m shopstream.dbt.manifest
+
+dbt: ## run dbt against the warehouse, e.g. make dbt ARGS="build --select silver"
+	@source $(S)/common.sh && cd include/dbt/shopstream && $(CURDIR)/.venv/bin/dbt $(ARGS) \
+	    --profiles-dir . --target-path $(CURDIR)/.local/dbt-target --log-path $(CURDIR)/.local/dbt-logs
 
 bench: up ## run the benchmarks under bench/, write bench/results/latest.json
 	@source $(S)/common.sh && .venv/bin/python bench/run.py
@@ -54,4 +58,4 @@ lint: ## ruff
 clean: down ## stop services and delete .local/ (all local data)
 	rm -rf .local
 
-.PHONY: help demo test test-quick faults venv lock up down status airflow airflow-stop psql dbt-parse bench lint clean
+.PHONY: help demo test test-quick faults venv lock up down status airflow airflow-stop psql dbt-manifest dbt bench lint clean

@@ -1,0 +1,39 @@
+{#- A relation by schema and name if it exists in the warehouse, else none (also none at parse time).
+    Used to read the previous state of a model that is *downstream* in the DAG (a ref would be a cycle). -#}
+{% macro existing_relation(schema, identifier) -%}
+    {%- if execute -%}
+        {{ return(adapter.get_relation(database=target.database, schema=schema, identifier=identifier)) }}
+    {%- else -%}
+        {{ return(none) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+  Post-hook: create an index unless `relation` already has one whose name starts with
+  "<table>_<suffix>". The name gets a timestamp so a full refresh (which renames the old table to
+  __dbt_backup with its indexes and drops it at the end) never collides with the old table's index name.
+  Used for partial indexes, which dbt's `indexes` config cannot express.
+-#}
+{% macro ensure_index(relation, suffix, definition) -%}
+    {%- set prefix = (relation.identifier ~ '_' ~ suffix)[:40] -%}
+    do $ensure_index$
+    begin
+        if not exists (
+            select 1 from pg_indexes
+            where schemaname = '{{ relation.schema }}' and tablename = '{{ relation.identifier }}'
+              and indexname like '{{ prefix }}\_%'
+        ) then
+            execute format('create index %I on {{ relation }} {{ definition | replace("'", "''") }}',
+                           '{{ prefix }}_' || to_char(clock_timestamp(), 'YYYYMMDDHH24MISSUS'));
+        end if;
+    end
+    $ensure_index$
+{%- endmacro %}
+
+{#- Indexes every staging table needs (post-hook). The unique _bronze_id index comes from `indexes`. -#}
+{% macro staging_indexes(relation) -%}
+    {{ ensure_index(relation, 'admitted', "(_decided_at) where _status = 'admitted'") }};
+    {{ ensure_index(relation, 'pending', "(_bronze_id) where _status = 'pending'") }};
+    {{ ensure_index(relation, 'quarantined', "(_bronze_id) where _status in ('rejected', 'pending')") }};
+    {{ ensure_index(relation, 'staged', "(_staged_at)") }}
+{%- endmacro %}

@@ -1,0 +1,20 @@
+{#-
+  Circuit breaker on a staging model: fails when the latest staged batch (rows with the highest
+  _staged_at) has at least var('reject_rate_min_rows') rows and more than var('max_reject_ratio') of them
+  were rejected. A mostly-garbage batch means something upstream broke (a producer bug, a schema change);
+  stopping here keeps it from reaching gold. The rejected rows are in silver.quarantine either way.
+  Fix: correct the producer/bronze data (re-send corrected messages), then clear and re-run the DAG run.
+-#}
+{% test reject_rate_below(model, max_ratio=none, min_rows=none) %}
+{%- set max_ratio = max_ratio if max_ratio is not none else var('max_reject_ratio') -%}
+{%- set min_rows = min_rows if min_rows is not none else var('reject_rate_min_rows') -%}
+with latest as (
+    select count(*) as staged, count(*) filter (where _status = 'rejected') as rejected
+    from {{ model }}
+    where _staged_at = (select max(_staged_at) from {{ model }})
+)
+select staged, rejected, round(rejected::numeric / nullif(staged, 0), 3) as reject_ratio
+from latest
+where staged >= {{ min_rows | int }}
+  and rejected::numeric / staged > {{ max_ratio | float }}
+{% endtest %}

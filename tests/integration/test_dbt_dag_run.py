@@ -1,0 +1,116 @@
+"""shopstream_dbt through Airflow itself (`dag.test()`, Cosmos, ExecutionMode.LOCAL with dbtRunner).
+
+A silver test fails on purpose (a mostly-garbage batch of orders trips the reject-rate circuit breaker on
+staging.stg_orders): the models downstream of it - silver orders/order_items and all of gold - must end
+upstream_failed and the GOLD asset must not be emitted. Then the data is fixed (the producer re-sends the
+orders with a valid status), the run is cleared and run again, and it completes with the right gold.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.bronze_fixtures import Warehouse, base_hour, hour_messages, item, message, order, product_value
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILE = ROOT / "dags" / "shopstream_dbt.py"
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    """The tests' Airflow metadata DB (SQLite under .local/airflow-test), migrated; idempotent."""
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"], capture_output=True,
+                            text=True, env=os.environ.copy(), timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+
+
+def _load_dag():
+    import airflow.sdk  # noqa: F401  (import airflow before cosmos)
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE), safe_mode=False)
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["shopstream_dbt"]
+    for task in dag.tasks:  # a failing test would otherwise wait minutes for its retries
+        task.retries = 0
+    return dag
+
+
+def _states(dag_run) -> dict[str, str]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id))
+        return {"__run__": str(dr.state), **{ti.task_id: str(ti.state) for ti in dr.get_task_instances(session=session)}}
+
+
+def _gold_asset_events(dag_run) -> int:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(
+            select(func.count()).select_from(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == dag_run.run_id, AssetModel.name == "shopstream.gold"))
+
+
+def test_failing_silver_test_blocks_gold_until_the_data_is_fixed(airflow_db, fresh_database, tmp_path):
+    wh = Warehouse.open(fresh_database, tmp_path / "dbt")
+    try:
+        h1 = base_hour()
+        wh.insert(hour_messages(h1, n_orders=5))
+        h2 = h1 + timedelta(hours=1)
+        garbage = [
+            message("orders", order(f"o-{h2:%Y%m%d%H}-{n:04d}", "1", h2 + timedelta(minutes=n),
+                                    [item(f"o-{h2:%Y%m%d%H}-{n:04d}", 0, "1", 1, product_value(1)["price"])],
+                                    status="lost-in-space"), h2 + timedelta(minutes=n))
+            for n in range(30)
+        ]
+        wh.insert(garbage)
+        wh.conn.rollback()
+
+        dag = _load_dag()
+        logical_date = (h2 + timedelta(hours=1)).replace(minute=10)
+        failed = dag.test(logical_date=logical_date)
+        states = _states(failed)
+        assert states["__run__"] == "failed", states
+        assert states["silver.stg_orders.run"] == "success"
+        assert states["silver.stg_orders.test"] == "failed"  # the reject-rate gate
+        # downstream of the failing test: nothing ran
+        for task_id in ("silver.orders.run", "silver.order_items.run", "gold.fct_orders.run",
+                        "gold.fct_order_items.run", "gold.agg_orders_daily.run", "gold.dim_customers.run",
+                        "gold.agg_events_daily.run", "publish_gold"):
+            assert states[task_id] == "upstream_failed", (task_id, states[task_id])
+        # the independent branch did run
+        assert states["silver.customers.test"] == "success" and states["silver.events.test"] == "success"
+        # the quarantine view is refreshed even so (trigger_rule all_done), to show what was rejected
+        assert states["silver.quarantine.run"] == "success"
+        assert _gold_asset_events(failed) == 0
+        assert wh.scalar("select count(*) from information_schema.tables where table_schema = 'gold'") == 0
+        assert wh.scalar("select count(*) from silver.quarantine where reason = 'invalid_status'") == 30
+
+        # Fix the data: the producer re-sends the 30 orders with a valid status. Clear and re-run the run.
+        wh.insert([message("orders", {**m.value, "status": "paid"}, m.event_ts) for m in garbage])
+        wh.conn.rollback()
+        rerun = dag.test(logical_date=logical_date)  # clears the run's task instances and runs them again
+        states = _states(rerun)
+        assert states["__run__"] == "success", {k: v for k, v in states.items() if v != "success"}
+        assert all(v == "success" for v in states.values()), states
+        assert _gold_asset_events(rerun) == 1
+        assert wh.scalar("select count(*) from gold.fct_orders") == 5 + 30
+        assert wh.rows("select sum(orders)::int, sum(revenue) from gold.agg_orders_daily") == wh.rows(
+            "select count(*)::int, sum(total_amount) from silver.orders")
+        assert wh.scalar("select count(*) from gold.fct_order_items") == wh.scalar(
+            "select count(*) from silver.order_items") > 30
+    finally:
+        wh.close()
