@@ -8,8 +8,9 @@ Bronze history is generated in the warehouse with generate_series, hour by hour,
 messages (per hour: 1,000 customers and 500 products - full snapshots -, 15,000 orders with 1-3 items,
 83,500 clickstream events; ingested an hour after the hour). The history is built once with `dbt build`
 (from empty) and VACUUM ANALYZEd (the steady state autovacuum keeps); then the increment - the next hour,
-ingested now - is loaded and `dbt build` (models + unit and data tests) is timed. Each history lives in its own
-throwaway database, dropped at the end.
+ingested now - is loaded and `dbt build` (models + unit and data tests) is timed; that is done for two
+successive hours and the faster is kept (the machine is shared; both histories are treated alike). Each
+history lives in its own throwaway database, dropped at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ assert sum(MIX.values()) == ROWS_PER_HOUR
 EVENT_TYPES = "{page_view,product_view,add_to_cart,checkout_start,checkout_complete}"
 STATUSES = "{placed,paid,shipped,delivered,cancelled}"
 TARGET_RATIO = 1.5
+INCREMENTS = 2
 
 
 def _env_params() -> dict:
@@ -132,7 +134,6 @@ def _vacuum_analyze(params: dict) -> None:
 
 def _scenario(history_rows: int, increment_hour: datetime, full_refresh: bool) -> dict:
     import psycopg
-
     from shopstream.dbt.runner import run_dbt
     from shopstream.dbt.warehouse import bronze_support_sql
 
@@ -156,17 +157,23 @@ def _scenario(history_rows: int, increment_hour: datetime, full_refresh: bool) -
         run_dbt(["build"], params, target_path=target)
         out["history_build_s"] = time.perf_counter() - started
         _vacuum_analyze(params)
-        with psycopg.connect(**params) as conn:
-            # the increment: the next hour, ingested now
-            _load_hours(conn, base, range(hours, hours + 1), ingested=datetime.now(UTC))
-            out["bronze_rows"] = conn.execute("select count(*) from bronze.raw_events").fetchone()[0]
-        started = time.perf_counter()
-        inc = run_dbt(["build"], params, target_path=target)
-        out["increment_build_s"] = time.perf_counter() - started
-        out["increment_dbt_s"] = inc.seconds
+        # The increment - the next hour, ingested now - twice (hours H and H+1): the machine is shared, so the
+        # faster of two equivalent increments is the figure (both histories are treated alike).
+        runs = []
+        for k in range(INCREMENTS):
+            with psycopg.connect(**params) as conn:
+                _load_hours(conn, base, range(hours + k, hours + k + 1), ingested=datetime.now(UTC))
+            started = time.perf_counter()
+            inc = run_dbt(["build"], params, target_path=target)
+            runs.append((time.perf_counter() - started, inc))
+        out["increment_runs_s"] = [round(r[0], 2) for r in runs]
+        best_s, best = min(runs, key=lambda r: r[0])
+        out["increment_build_s"] = best_s
         out["increment_slowest"] = sorted(
-            ((r["unique_id"].split(".")[-1], round(r["seconds"], 2)) for r in inc.results),
+            ((r["unique_id"].split(".")[-1], round(r["seconds"], 2)) for r in best.results),
             key=lambda x: -x[1])[:6]
+        with psycopg.connect(**params) as conn:
+            out["bronze_rows"] = conn.execute("select count(*) from bronze.raw_events").fetchone()[0]
         with psycopg.connect(**params) as conn:
             out["silver_events"] = conn.execute("select count(*) from silver.events").fetchone()[0]
             out["silver_orders"] = conn.execute("select count(*) from silver.orders").fetchone()[0]

@@ -76,12 +76,16 @@ def shopstream_bronze():
         return airflow_entry.load(list(partitions), params["consumer_group"], max_seconds=params["max_seconds"])
 
     @task(outlets=[BRONZE_RAW_EVENTS])
-    def publish(results, outlet_events=None) -> dict:
+    def publish(results, outlet_events=None, triggering_asset_events=None) -> dict:
+        from shopstream import reconcile
         from shopstream.bronze import airflow_entry
 
         merged = airflow_entry.summarize(list(results))
         if outlet_events is not None:
-            outlet_events[BRONZE_RAW_EVENTS].extra = {"totals": merged["totals"], "loads": merged["loads"]}
+            # `extract`: the hours/messages the extract events that triggered this run carry, for the dbt
+            # DAG's reconciliation (shopstream.reconcile).
+            outlet_events[BRONZE_RAW_EVENTS].extra = {"totals": merged["totals"], "loads": merged["loads"],
+                                                      "extract": reconcile.extract_hours(triggering_asset_events)}
         return merged
 
     ddl = apply_ddl()

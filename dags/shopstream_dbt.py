@@ -13,9 +13,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 from cosmos import DbtTaskGroup
-
 from shopstream import dag_defaults
 from shopstream.assets import BRONZE_RAW_EVENTS, GOLD
 from shopstream.dbt.cosmos_config import (
@@ -54,4 +53,12 @@ with DAG(
     gold = DbtTaskGroup(group_id="gold", render_config=render_config(GOLD_SELECTOR), **common)
     publish_gold = EmptyOperator(task_id="publish_gold", outlets=[GOLD])
 
+    @task(task_id="reconcile")
+    def reconcile(**context):
+        """Per logical hour: published = bronze + quarantine = silver + quarantine = gold (shopstream.reconcile)."""
+        from shopstream.reconcile import run_reconcile_task
+
+        return run_reconcile_task(context)
+
     silver >> gold >> publish_gold
+    gold >> reconcile()

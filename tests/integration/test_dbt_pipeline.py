@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-
 from shopstream.dbt.warehouse import SPEC_COLUMNS, table_checksums
+
 from tests.fixtures.bronze_fixtures import (
     BronzeWriter,
     Warehouse,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from shopstream.dbt.manifest import normalized, parse_manifest, stale_entries
 from shopstream.dbt.paths import MANIFEST_PATH, PROJECT_DIR
 

@@ -46,6 +46,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from shopstream import faults
 from shopstream.bronze import poison
 from shopstream.bronze.copyrows import COPY_COLUMNS, SIGNATURE, TRAILER, RowEncoder, ms_to_utc_naive
 from shopstream.bronze.planning import PartitionPlan, plan_partition
@@ -296,6 +297,7 @@ class BronzeLoader:
                 apply_ddl(self._conn)
             self._start()
             budget = s.max_messages
+            fault_checked = False
             self._last_progress = time.monotonic()
             while any(not p.done for p in self._parts.values()):
                 if budget is not None and budget <= 0:
@@ -311,6 +313,9 @@ class BronzeLoader:
                 batch = self._process_batch(limit, batch_deadline)
                 if budget is not None and batch is not None:
                     budget -= batch.size
+                if not fault_checked and batch is not None and batch.size:
+                    fault_checked = True
+                    faults.checkpoint("bronze.load")  # after the first committed batch (shopstream.faults)
                 if self._stalled:
                     behind = [f"{p.topic}:{p.partition}@{p.position}/{p.target}"
                               for p in self._parts.values() if not p.done]

@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from shopstream import faults
 from shopstream.extract.messages import KafkaMessage
 
 log = logging.getLogger(__name__)
@@ -90,13 +91,17 @@ def publish(
     *,
     flush_timeout: float = 120.0,
     producer: Producer | None = None,
+    fault_point: str | None = None,
 ) -> PublishResult:
     """Produce every message and wait for all delivery reports; raise `PublishError` on any loss.
 
     `producer` (optional) is used as is and left open; otherwise one is built from `producer_config`
     (see `producer_settings`) and closed before returning (after purging what a failure left queued).
+    `fault_point` (optional): a `shopstream.faults` checkpoint passed once half of the messages (of a sized
+    collection) were produced and flushed - a configured fault then leaves a partial publish behind.
     """
     started = time.perf_counter()
+    half = (len(messages) + 1) // 2 if fault_point and hasattr(messages, "__len__") else None
     own = producer is None
     if own:
         producer = Producer(producer_settings(producer_config))
@@ -132,6 +137,8 @@ def publish(
                     break
             sent += 1
             per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
+            if sent == half:
+                faults.checkpoint(fault_point, prepare=lambda: producer.flush(flush_timeout))
             if sent % 1000 == 0:
                 producer.poll(0)
         undelivered = producer.flush(flush_timeout)

@@ -92,7 +92,8 @@ def extract_topic(
     messages = build_messages(base_topic, Snapshot(**fetched), hour, settings, name)
     build_seconds = time.perf_counter() - started
 
-    result = publish(messages, producer_config, flush_timeout=flush_timeout)
+    result = publish(messages, producer_config, flush_timeout=flush_timeout,
+                     fault_point=f"extract.publish:{base_topic}")
     stats = getattr(client, "stats", {}) or {}
     return {
         "topic": name,

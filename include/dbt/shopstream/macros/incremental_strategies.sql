@@ -34,7 +34,8 @@
   predicate, default: all rows). Like dbt's delete+insert, but the temporary table is analysed first so
   the planner sees its real size (and probes the target's index on the key instead of scanning it), and a
   model can emit a placeholder row for a key whose rows must simply disappear (e.g. a day that no longer
-  has any order: `replace_keep: "orders > 0"`).
+  has any order: `replace_keep: "orders > 0"`). A single-column key is deleted with `key = any(array(...))`,
+  an index scan on the target's key index whatever the join settings.
 -#}
 {% macro get_incremental_replace_by_key_sql(arg_dict) -%}
     {%- set target = arg_dict["target_relation"] -%}
@@ -47,9 +48,15 @@
     {%- set cols = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
     {%- set keep = config.get("replace_keep") -%}
     analyze {{ source }};
+    {%- if keys | length == 1 %}
+    {#- `= any(array(...))`: an index scan on the key column, never a join that could scan the target #}
+    delete from {{ target }}
+    where {{ keys[0] }} = any(array(select distinct {{ keys[0] }} from {{ source }}));
+    {%- else %}
     delete from {{ target }} as t
     using (select distinct {{ keys | join(', ') }} from {{ source }}) as s
     where {% for k in keys %}t.{{ k }} = s.{{ k }}{{ " and " if not loop.last }}{% endfor %};
+    {%- endif %}
     insert into {{ target }} ({{ cols }})
     select {{ cols }} from {{ source }}{% if keep %} where {{ keep }}{% endif %}
 {%- endmacro %}

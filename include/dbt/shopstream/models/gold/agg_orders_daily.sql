@@ -26,12 +26,12 @@ with days as (
 
 select
     d.day::date as order_date,
-    count(f.order_id)::integer as orders,
+    count(f.total_amount)::integer as orders,
     coalesce(sum(f.total_amount), 0)::numeric as revenue,
     max(f._src_loaded_at)::timestamp as _src_loaded_at
 from days as d
 left join lateral (  -- an index range scan on fct_orders(order_date) per day
-    select t.order_id, t.total_amount, t._src_loaded_at
+    select t.total_amount, t._src_loaded_at
     from {{ ref('fct_orders') }} as t
     where t.order_date >= d.day and t.order_date < d.day + 1
     offset 0

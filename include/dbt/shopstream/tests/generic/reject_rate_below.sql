@@ -11,7 +11,7 @@
 with latest as (
     select count(*) as staged, count(*) filter (where _status = 'rejected') as rejected
     from {{ model }}
-    where _staged_at = (select max(_staged_at) from {{ model }})
+    where _staged_at >= {{ watermark(model, '_staged_at', 'timestamp', "'-infinity'") }}
 )
 select staged, rejected, round(rejected::numeric / nullif(staged, 0), 3) as reject_ratio
 from latest

@@ -1,0 +1,150 @@
+"""The Airflow UI in a real browser: headless Debian Chromium driven by Playwright logs in, sees the
+project's DAGs, triggers the extract DAG, waits until the whole chain (extract -> bronze -> dbt, chained by
+Assets under a real scheduler) succeeded, and saves a screenshot of the grid view under artifacts/.
+
+NOT YET IN THE SUITE (work in progress, issue 5): the file name keeps pytest from collecting it. Verified so
+far: login, the DAG list and the UI trigger work (the triggered run is created); on a loaded 2-core machine
+the chain under the standalone scheduler (SQLite metadata, so tasks run one at a time) took over 15 minutes
+to settle, too slow for CI. Run it by hand: `.venv/bin/python -m pytest tests/e2e/browser_ui_check.py`.
+Next step: a faster executor set-up for the live Airflow (PostgreSQL metadata DB + LocalExecutor with
+parallelism) before enabling it in `make test`. Chromium is Debian's
+package (browsers cannot be downloaded here): the fixture installs it with apt-get when it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import admin_dsn
+from tests.e2e.harness import BASES, DAG_IDS, ROOT, LiveAirflow, free_port, pipeline_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def _ensure_chromium() -> Path:
+    if not CHROMIUM.exists():
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, capture_output=True,
+                       env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    assert CHROMIUM.exists(), "Debian's chromium package did not install /usr/bin/chromium"
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def live_ui(postgres_service, kafka_bootstrap, dummyjson_api):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    chromium = _ensure_chromium()
+    db = f"t_ui_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}" OWNER "{postgres_service["user"]}"')
+    suffix = uuid.uuid4().hex[:8]
+    topics = {b: f"{b}-ui-{suffix}" for b in BASES}
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for f in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1)
+                                  for t in topics.values()]).values():
+        f.result(30)
+    env = pipeline_env(topics, dummyjson_api.url, kafka_bootstrap)
+    env.update({
+        "AIRFLOW_CONN_WAREHOUSE_DB": json.dumps({
+            "conn_type": "postgres", "host": postgres_service["host"], "port": postgres_service["port"],
+            "schema": db, "login": postgres_service["user"], "password": postgres_service["password"]}),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
+        # The UI trigger must not race the scheduler's own catch-up run of the current hour.
+        "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": "False",
+    })
+    home = ROOT / ".local" / "airflow-ui-test"
+    shutil.rmtree(home, ignore_errors=True)
+    airflow = LiveAirflow(home, env)
+    airflow.start()
+    try:
+        airflow.wait_for_dags()
+        yield airflow, chromium, db
+    finally:
+        airflow.stop()
+        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        for f in admin.delete_topics(list(topics.values())).values():
+            try:
+                f.result(30)
+            except Exception:  # noqa: BLE001 - throwaway topics
+                pass
+
+
+def test_login_see_dags_trigger_and_screenshot_a_green_grid(live_ui, postgres_service):
+    from playwright.sync_api import expect, sync_playwright
+
+    airflow, chromium, db = live_ui
+    ARTIFACTS.mkdir(exist_ok=True)
+    before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in DAG_IDS}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(60_000)
+
+        # Log in with the UI login from .env.
+        page.goto(f"{airflow.base}/")
+        page.fill("input[name=username]", airflow.env["AIRFLOW_ADMIN_USER"])
+        page.fill("input[name=password]", airflow.env["AIRFLOW_ADMIN_PASSWORD"])
+        page.locator("button[type=submit]").click()
+        page.wait_for_url(lambda url: "/auth/login" not in url)
+
+        # The project's DAGs are listed.
+        page.goto(f"{airflow.base}/dags")
+        for dag_id in DAG_IDS:
+            expect(page.get_by_text(dag_id, exact=True).first).to_be_visible()
+
+        # Trigger the extract DAG from its page (the modal's own Trigger button confirms).
+        page.goto(f"{airflow.base}/dags/shopstream_extract")
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_be_visible()
+        dialog.get_by_role("button", name="Trigger").last.click()
+
+        new_run = airflow.wait(
+            lambda: [r for r in airflow.runs("shopstream_extract") if r["dag_run_id"] not in before["shopstream_extract"]],
+            timeout=60, what="the run triggered from the UI")[0]
+        assert new_run["run_type"] == "manual"
+
+        # The whole chain settles: extract, then the asset-triggered bronze and dbt runs.
+        runs = airflow.settled(timeout=900)
+        extract = next(r for r in runs["shopstream_extract"] if r["dag_run_id"] == new_run["dag_run_id"])
+        assert extract["state"] == "success", airflow.snapshot()
+        for dag_id in ("shopstream_bronze", "shopstream_dbt"):
+            new = [r for r in runs[dag_id] if r["dag_run_id"] not in before[dag_id]]
+            assert new and all(r["state"] == "success" for r in new), (dag_id, airflow.snapshot())
+
+        # The grid view of the dbt DAG (silver and gold groups), all green.
+        for dag_id in ("shopstream_extract", "shopstream_dbt"):
+            page.goto(f"{airflow.base}/dags/{dag_id}/grid")
+            page.wait_for_load_state("networkidle")
+            time.sleep(2)  # the grid renders its cells after the data arrives
+            shot = ARTIFACTS / f"airflow-grid-{dag_id}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 20_000, f"{shot} looks empty"
+        browser.close()
+
+    # What the run wrote is really there.
+    params = {**postgres_service, "dbname": db}
+    with psycopg.connect(psycopg.conninfo.make_conninfo(**params)) as conn:
+        orders = conn.execute("select count(*) from gold.fct_orders").fetchone()[0]
+        customers = conn.execute("select count(*) from gold.dim_customers").fetchone()[0]
+    assert customers > 0 and orders > 0

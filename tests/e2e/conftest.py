@@ -1,0 +1,54 @@
+"""Fixtures of the end-to-end tests: the embedded DummyJSON server, the Airflow metadata DB of the in-process
+runs, and one isolated pipeline (fresh warehouse database, unique Kafka topics) per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+
+from tests.e2e.harness import BASES, ROOT, pipeline_env
+
+
+@pytest.fixture(scope="session")
+def dummyjson_api():
+    """The project's DummyJSON-compatible server on a free port, in a thread of this process, serving the
+    snapshot (or the generated catalogue when the snapshot is absent); no rate limit, no faults."""
+    from shopstream.dummyjson.server import DummyJSONServer, resolve_catalog
+
+    server = DummyJSONServer(resolve_catalog(), port=0, rate_limit=None)
+    url = server.start()
+    try:
+        yield SimpleNamespace(url=url, catalog=server.catalog.as_dict(), server=server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """The in-process runs' Airflow metadata DB (SQLite under .local/airflow-test), migrated."""
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"], capture_output=True,
+                            text=True, env=os.environ.copy(), timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture
+def pipeline(fresh_database, unique_topics, kafka_bootstrap, dummyjson_api, monkeypatch):
+    """One isolated pipeline: the fresh warehouse database (AIRFLOW_CONN_WAREHOUSE_DB), fresh topics
+    (SHOPSTREAM_TOPIC_*), the embedded DummyJSON server (AIRFLOW_CONN_DUMMYJSON_API), the local broker.
+    Retries wait at most 1 s (Airflow's global [core] max_task_retry_delay, read in this process by dag.test),
+    so a failing task surfaces in seconds instead of minutes."""
+    from airflow.sdk.definitions._internal import abstractoperator
+
+    monkeypatch.setattr(abstractoperator, "MAX_RETRY_DELAY", 1)
+    topics = unique_topics(*BASES)
+    env = pipeline_env(topics, dummyjson_api.url, kafka_bootstrap)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    dsn = psycopg.conninfo.make_conninfo(**fresh_database)
+    return SimpleNamespace(dsn=dsn, topics=topics, env=env, catalog=dummyjson_api.catalog, db=fresh_database)
