@@ -40,6 +40,7 @@ import fnmatch
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,10 @@ def _from_file(path: Path, name: str) -> tuple[str, int, int] | None:
 
 
 def _in_airflow_task() -> bool:
-    try:
-        from airflow.sdk.execution_time import task_runner
-    except Exception:  # noqa: BLE001 - no Airflow here: no Variable either
-        return False
-    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+    # Never import Airflow here: in a plain process (the bronze CLI, benchmarks) importing it reconfigures
+    # logging onto stdout. Inside a task the runner module is already loaded.
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return task_runner is not None and getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
 def _from_variable(name: str) -> tuple[str, int, int] | None:
