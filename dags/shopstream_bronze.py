@@ -75,17 +75,17 @@ def shopstream_bronze():
 
         return airflow_entry.load(list(partitions), params["consumer_group"], max_seconds=params["max_seconds"])
 
-    @task(outlets=[BRONZE_RAW_EVENTS])
-    def publish(results, outlet_events=None, triggering_asset_events=None) -> dict:
+    @task(outlets=[BRONZE_RAW_EVENTS], inlets=[*KAFKA_TOPIC_ASSETS.values(), BRONZE_RAW_EVENTS])
+    def publish(results, outlet_events=None, inlet_events=None, dag_run=None) -> dict:
         from shopstream import reconcile
         from shopstream.bronze import airflow_entry
 
         merged = airflow_entry.summarize(list(results))
         if outlet_events is not None:
-            # `extract`: the hours/messages the extract events that triggered this run carry, for the dbt
-            # DAG's reconciliation (shopstream.reconcile).
-            outlet_events[BRONZE_RAW_EVENTS].extra = {"totals": merged["totals"], "loads": merged["loads"],
-                                                      "extract": reconcile.extract_hours(triggering_asset_events)}
+            extra = {"totals": merged["totals"], "loads": merged["loads"]}
+            if inlet_events is not None:  # `extract`, `extract_until`: for the dbt DAG's reconciliation
+                extra.update(reconcile.bronze_extract_extra(inlet_events, dag_run))
+            outlet_events[BRONZE_RAW_EVENTS].extra = extra
         return merged
 
     ddl = apply_ddl()

@@ -16,7 +16,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, task
 from cosmos import DbtTaskGroup
 from shopstream import dag_defaults
-from shopstream.assets import BRONZE_RAW_EVENTS, GOLD
+from shopstream.assets import BRONZE_RAW_EVENTS, GOLD, RECONCILED
 from shopstream.dbt.cosmos_config import (
     execution_config,
     operator_args,
@@ -53,7 +53,7 @@ with DAG(
     gold = DbtTaskGroup(group_id="gold", render_config=render_config(GOLD_SELECTOR), **common)
     publish_gold = EmptyOperator(task_id="publish_gold", outlets=[GOLD])
 
-    @task(task_id="reconcile")
+    @task(task_id="reconcile", inlets=[BRONZE_RAW_EVENTS, RECONCILED], outlets=[RECONCILED])
     def reconcile(**context):
         """Per logical hour: published = bronze + quarantine = silver + quarantine = gold (shopstream.reconcile)."""
         from shopstream.reconcile import run_reconcile_task

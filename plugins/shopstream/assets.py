@@ -13,3 +13,5 @@ TOPICS = ("customers", "products", "orders", "events")
 KAFKA_TOPIC_ASSETS: dict[str, Asset] = {topic: Asset(f"shopstream.kafka.{topic}") for topic in TOPICS}
 BRONZE_RAW_EVENTS = Asset("shopstream.bronze.raw_events")
 GOLD = Asset("shopstream.gold")
+# Emitted by shopstream_dbt's reconcile task; its extra chains the reconciliation windows (shopstream.reconcile).
+RECONCILED = Asset("shopstream.reconciled")

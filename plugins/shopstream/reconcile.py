@@ -16,19 +16,22 @@ pending order waits for its customer/product and is *not* lost). For every UTC d
 checks the aggregates: silver orders = gold.fct_orders = gold.agg_orders_daily.orders (and revenue), silver
 events per type = gold.agg_events_daily.
 
-Which hours a run reconciles (`hours_for_run`):
-1. asset-triggered dbt runs: the hours the extract stage published, carried along the asset chain - each
-   extract task's asset event has `logical_hour`/`messages` in its extra; the bronze DAG copies those of the
-   events that triggered it into its own asset event's extra (`extract`); the dbt run reads the bronze
-   events that triggered it. Expected counts are then the ones *recorded by the extract task*. Every
-   extract asset event therefore reaches exactly one dbt run (clearing a run keeps its triggering events).
-2. `dag_run.conf["reconcile_hours"]` (a list of ISO hours), for manual runs and on-call re-checks.
-3. other manual runs (UI trigger, `airflow dags test shopstream_dbt T`, `make demo`): the hour that ended at
-   the run's logical date, like the extract DAG's manual runs.
-For 2 and 3 the expected counts are recomputed deterministically from the derivation: DummyJSON fetched
-now + `shopstream.extract` (default settings, or `seed`/`order_rate`/`events_per_hour` from the run conf).
-An asset-triggered run whose bronze events carry no hours (bronze triggered by hand) reconciles nothing and
-says so.
+Which hours a run reconciles (`hours_for_run`): the hours of the extract runs whose messages this dbt run has
+processed, found through the Assets as two chained time windows (so every extract Asset event is reconciled
+exactly once, even when Airflow folds several events into one run or runs them late):
+1. the bronze DAG's `publish` task looks at the extract Asset events (inlet events of the four topic Assets)
+   since the previous bronze event's `extract_until` up to its own run's start (its loads start later, so
+   every message of those events is loaded; `run_after` for a cleared run) and writes
+   `{hour: {topic: messages}}` (the counts *recorded by the extract tasks*) and `extract_until` into the extra
+   of its Asset event (`bronze_extract_extra`);
+2. the dbt DAG's `reconcile` task takes the bronze Asset events since the previous successful reconciliation
+   (`bronze_until` in the extra of the last `shopstream.reconciled` Asset event) up to its run's start (its
+   staging models ran later), merges their hours, and emits `shopstream.reconciled` on success. A failed
+   reconciliation emits nothing, so the next dbt run checks those hours again until they add up (or until a
+   run with conf `{"reconcile_hours": []}` accepts the state).
+`dag_run.conf["reconcile_hours"]` (ISO hours) overrides the window: those hours are reconciled with expected
+counts recomputed deterministically from the derivation (DummyJSON fetched now + `shopstream.extract`, default
+settings or `seed`/`order_rate`/`events_per_hour` from the conf).
 
 A mismatch fails the task with the whole table (`ReconciliationError`), so on-call sees at which layer the
 keys went missing. `python -m shopstream.reconcile --hour 2026-11-27T13:00:00Z` prints the same table.
@@ -42,11 +45,11 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shopstream.hours import HOUR, hour_iso, parse_hour, to_utc_hour
+from shopstream.hours import hour_iso, parse_hour, to_utc_hour
 
 log = logging.getLogger(__name__)
 
@@ -361,31 +364,81 @@ def reconcile(conn, hours: Iterable[datetime], expected: Mapping[str, Mapping[st
 # ---------------------------------------------------------------------------------------------- Airflow glue
 
 
-def hours_for_run(context: Mapping[str, Any]) -> tuple[list[datetime], dict[str, dict[str, int]] | None, str]:
-    """(hours, recorded expected counts or None = recompute, how the hours were chosen); see module doc."""
-    from shopstream.assets import BRONZE_RAW_EVENTS
+def _parse_ts(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        ts = value
+    else:
+        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
-    events = context.get("triggering_asset_events") or {}
-    bronze_events = []
-    for asset, evs in events.items():
-        if getattr(asset, "name", None) == BRONZE_RAW_EVENTS.name:
-            bronze_events.extend(evs)
-    recorded = merge_extract_hours(getattr(e, "extra", None) for e in bronze_events)
-    if recorded:
-        return sorted(parse_hour(h) for h in recorded), recorded, "asset events (hours recorded by extract)"
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat()
+
+
+def _window(accessor: Any, after: datetime | None, until: datetime) -> list[Any]:
+    """Asset events of an inlet accessor with after < timestamp <= until (Airflow's `after` is inclusive)."""
+    acc = accessor.after(_iso(after)) if after is not None else accessor
+    acc = acc.before(_iso(until))
+    return [e for e in acc if after is None or _parse_ts(getattr(e, "timestamp", None)) > after]
+
+
+def _latest_marker(accessor: Any, key: str, lookback: int = 20) -> datetime | None:
+    """The latest `key` timestamp in the extras of the asset's most recent events."""
+    marks = [_parse_ts((getattr(e, "extra", None) or {}).get(key))
+             for e in accessor.ascending(False).limit(lookback)]
+    marks = [m for m in marks if m is not None]
+    return max(marks) if marks else None
+
+
+def _run_after(dag_run: Any) -> datetime:
+    """The end of a run's window: a moment before any of its tasks read anything. The run's start (its
+    run_after for a manual `dag.test`, whose start_date is its logical date), or run_after for a run that was
+    cleared (a cleared run restarts late, but the tasks that already succeeded read their data earlier)."""
+    run_after = _parse_ts(getattr(dag_run, "run_after", None))
+    start = _parse_ts(getattr(dag_run, "start_date", None))
+    if getattr(dag_run, "clear_number", 0):
+        return run_after or start or datetime.now(UTC)
+    candidates = [t for t in (run_after, start) if t is not None]
+    return max(candidates) if candidates else datetime.now(UTC)
+
+
+def bronze_extract_extra(inlet_events: Any, dag_run: Any) -> dict[str, Any]:
+    """For the bronze DAG's publish task: `{"extract": {hour: {topic: messages}}, "extract_until": iso}` over
+    the extract Asset events since the previous bronze event's `extract_until` (see the module doc)."""
+    from shopstream.assets import BRONZE_RAW_EVENTS, KAFKA_TOPIC_ASSETS
+
+    after = _latest_marker(inlet_events[BRONZE_RAW_EVENTS], "extract_until")
+    until = _run_after(dag_run)
+    if after is not None and until <= after:
+        return {"extract": {}, "extract_until": _iso(after)}
+    found = {asset: _window(inlet_events[asset], after, until) for asset in KAFKA_TOPIC_ASSETS.values()}
+    return {"extract": extract_hours(found), "extract_until": _iso(until)}
+
+
+def hours_for_run(context: Mapping[str, Any]) -> dict[str, Any]:
+    """{hours, recorded (expected counts or None = recompute), how, until}; see the module doc."""
+    from shopstream.assets import BRONZE_RAW_EVENTS, RECONCILED
+
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
-    if conf.get("reconcile_hours"):
-        return sorted(parse_hour(h) for h in conf["reconcile_hours"]), None, "dag_run.conf reconcile_hours"
-    if bronze_events:
-        return [], None, "asset-triggered run whose bronze events carry no extract hours"
-    run_type = str(getattr(dag_run, "run_type", "") or "")
-    if run_type and "manual" not in run_type.lower():
-        return [], None, f"{run_type} run without asset events or conf"
-    at = context.get("logical_date") or getattr(dag_run, "run_after", None) or context.get("data_interval_end")
-    if at is None:
-        return [], None, "no logical date"
-    return [to_utc_hour(at) - HOUR], None, "manual run: the hour that ended at the logical date"
+    until = _run_after(dag_run)
+    inlet_events = context.get("inlet_events")
+    after = _latest_marker(inlet_events[RECONCILED], "bronze_until") if inlet_events is not None else None
+    if after is not None and until < after:
+        until = after
+    if "reconcile_hours" in conf:
+        hours = sorted({parse_hour(h) for h in conf["reconcile_hours"] or ()})
+        return {"hours": hours, "recorded": None, "how": "dag_run.conf reconcile_hours", "until": until}
+    if inlet_events is None:
+        return {"hours": [], "recorded": None, "how": "no inlet events", "until": until}
+    bronze = _window(inlet_events[BRONZE_RAW_EVENTS], after, until)
+    recorded = merge_extract_hours(getattr(e, "extra", None) for e in bronze)
+    how = (f"asset events window ({len(bronze)} bronze events after {_iso(after) if after else 'the beginning'},"
+           f" hours recorded by extract)")
+    return {"hours": sorted(parse_hour(h) for h in recorded), "recorded": recorded, "how": how, "until": until}
 
 
 def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
@@ -410,28 +463,36 @@ def fetch_catalog_from_airflow() -> dict[str, list[dict[str, Any]]]:
 
 
 def run_reconcile_task(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The body of the dbt DAG's final `reconcile` task."""
+    """The body of the dbt DAG's final `reconcile` task (inlets: the bronze and reconciled Assets; outlet: the
+    reconciled Asset, whose extra carries the window's end for the next run)."""
     import psycopg
 
-    hours, recorded, how = hours_for_run(context)
-    if not hours:
-        log.warning("reconcile: nothing to reconcile (%s)", how)
-        return {"hours": [], "ok": True, "how": how}
-    log.info("reconciling %s (%s)", ", ".join(hour_iso(h) for h in hours), how)
-    expected = recorded
-    if expected is None:
-        from shopstream.extract.tasks import settings_from_params
+    from shopstream.assets import RECONCILED
 
-        conf = getattr(context.get("dag_run"), "conf", None) or {}
-        expected = expected_from_derivation(fetch_catalog_from_airflow(), hours, settings_from_params(conf))
-    with psycopg.connect(warehouse_conninfo(), autocommit=True) as conn:
-        try:
-            summary = reconcile(conn, hours, expected)
-        except ReconciliationError as exc:
-            from airflow.sdk.exceptions import AirflowFailException
+    chosen = hours_for_run(context)
+    hours, how = chosen["hours"], chosen["how"]
+    if hours:
+        log.info("reconciling %s (%s)", ", ".join(hour_iso(h) for h in hours), how)
+        expected = chosen["recorded"]
+        if expected is None:
+            from shopstream.extract.tasks import settings_from_params
 
-            raise AirflowFailException(str(exc)) from exc  # deterministic: no retries
+            conf = getattr(context.get("dag_run"), "conf", None) or {}
+            expected = expected_from_derivation(fetch_catalog_from_airflow(), hours, settings_from_params(conf))
+        with psycopg.connect(warehouse_conninfo(), autocommit=True) as conn:
+            try:
+                summary = reconcile(conn, hours, expected)
+            except ReconciliationError as exc:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(str(exc)) from exc  # deterministic: no retries
+    else:
+        log.warning("reconcile: no hour to reconcile (%s)", how)
+        summary = {"hours": [], "ok": True}
     summary["how"] = how
+    outlet_events = context.get("outlet_events")
+    if outlet_events is not None:
+        outlet_events[RECONCILED].extra = {"bronze_until": _iso(chosen["until"]), "hours": summary["hours"]}
     return summary
 
 

@@ -162,8 +162,14 @@ def live(postgres_service, kafka_bootstrap, dummyjson_api, tmp_path_factory):
                 pass
 
 
-def _runs_by_type(airflow: LiveAirflow) -> dict[str, list[dict]]:
-    return {d: airflow.runs(d) for d in DAG_IDS}
+def _reconciled(airflow: LiveAirflow, runs: list[dict]) -> set[str]:
+    """The hours the dbt runs' final `reconcile` tasks reconciled (each must have found no mismatch)."""
+    hours: set[str] = set()
+    for run in runs:
+        summary = airflow.xcom("shopstream_dbt", run["dag_run_id"], "reconcile")
+        assert summary["ok"] and "asset events" in summary["how"], summary
+        hours.update(summary["hours"])
+    return hours
 
 
 def test_backfill_six_hours_then_reprocess_gives_identical_gold(live):
@@ -173,7 +179,7 @@ def test_backfill_six_hours_then_reprocess_gives_identical_gold(live):
     airflow.trigger("shopstream_extract", logical_date=live.current)  # see `live`: takes the next scheduled slot
     for dag_id in reversed(DAG_IDS):  # consumers first: a paused DAG is not queued by asset events
         airflow.unpause(dag_id)
-    runs = airflow.settled(timeout=480)
+    runs = airflow.settled(timeout=900)
     live.timings["backfill_1"] = time.monotonic() - t0
     extract = [r for r in runs["shopstream_extract"] if r["run_type"] == "backfill"]
     assert sorted(r["logical_date"][:19] for r in extract) == [h.strftime("%Y-%m-%dT%H:%M:%S") for h in live.hours]
@@ -183,6 +189,8 @@ def test_backfill_six_hours_then_reprocess_gives_identical_gold(live):
     assert runs["shopstream_dbt"] and all(r["run_type"] == "asset_triggered" for r in runs["shopstream_dbt"])
     # no scheduled extract run: the catch-up slot is a backfill run, the next slot the manual run
     assert sorted(r["run_type"] for r in runs["shopstream_extract"]) == ["backfill"] * N_HOURS + ["manual"]
+    # every backfilled hour was reconciled (Kafka = bronze = silver = gold) by one of the dbt runs
+    assert _reconciled(airflow, runs["shopstream_dbt"]) == {h.strftime("%Y-%m-%dT%H:00:00Z") for h in live.hours}
 
     with psycopg.connect(live.dsn, autocommit=True) as conn:
         clean = gold_checksums(conn)
@@ -232,14 +240,14 @@ def test_reprocess_with_faults_then_clear_gives_the_same_gold(live):
     _revoke_writes(live.dsn, "gold.fct_orders", live.role)
     before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in DAG_IDS}
     airflow.backfill("shopstream_extract", live.hours[0], live.hours[-1], reprocess="completed")
-    airflow.settled(timeout=480)
+    airflow.settled(timeout=900)
 
     # 1. extract: exactly one publish_orders failed, after half of its messages went out
     failed = _tis(airflow, "shopstream_extract")
     assert [t for _, t, _ in failed] == ["publish_orders"], failed
     assert faults.read_spec(live.faults_file)["extract.publish:orders"]["failed"] == 1
     _clear(airflow, "shopstream_extract", failed)
-    airflow.settled(timeout=240)
+    airflow.settled(timeout=600)
     assert _tis(airflow, "shopstream_extract") == []
 
     # 2. bronze: one load task failed after its first committed batch; clear it and its publish
@@ -247,7 +255,7 @@ def test_reprocess_with_faults_then_clear_gives_the_same_gold(live):
     assert [t for _, t, _ in failed] == ["load"], failed
     assert faults.read_spec(live.faults_file)["bronze.load"]["failed"] == 1
     _clear(airflow, "shopstream_bronze", failed)
-    airflow.settled(timeout=480)
+    airflow.settled(timeout=900)
     assert _tis(airflow, "shopstream_bronze") == []
 
     # 3. dbt: gold.fct_orders could not be written (permission denied); grant, clear it with its downstream
@@ -255,12 +263,14 @@ def test_reprocess_with_faults_then_clear_gives_the_same_gold(live):
     assert failed and {t for _, t, _ in failed} == {"gold.fct_orders.run"}, failed
     _revoke_writes(live.dsn, "gold.fct_orders", live.role, grant=True)
     _clear(airflow, "shopstream_dbt", failed)
-    runs = airflow.settled(timeout=480)
+    runs = airflow.settled(timeout=900)
     live.timings["backfill_2_with_faults"] = time.monotonic() - t0
     assert _tis(airflow, "shopstream_dbt", ("failed", "upstream_failed")) == []
     assert all(r["state"] == "success" for rs in runs.values() for r in rs), airflow.snapshot()
     new_runs = {d: len({r["dag_run_id"] for r in rs} - before[d]) for d, rs in runs.items()}
     assert new_runs["shopstream_bronze"] >= 1 and new_runs["shopstream_dbt"] >= 1, new_runs
+    # the reprocessed hours were reconciled again by the new dbt runs
+    assert _reconciled(airflow, [r for r in runs["shopstream_dbt"] if r["dag_run_id"] not in before["shopstream_dbt"]])
 
     with psycopg.connect(live.dsn, autocommit=True) as conn:
         after = gold_checksums(conn)

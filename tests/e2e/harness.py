@@ -225,6 +225,11 @@ class LiveAirflow:
         return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
                         params={"limit": 200})["task_instances"]
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        value = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+                         params={"deserialize": "true"})["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
     def queued_events(self, dag_id: str) -> list[dict]:
         try:
             return self.api("GET", f"/dags/{dag_id}/assets/queuedEvents")["queued_events"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -106,38 +106,105 @@ def test_merge_extract_hours_across_bronze_events():
     assert merged == {H: {"orders": 19, "events": 300}, "2026-03-14T23:00:00Z": {"orders": 20}}
 
 
-def ctx(**kw):
-    return kw
+class FakeAccessor:
+    """The Task SDK's InletEventsAccessor: after/before (inclusive), ascending, limit, iteration."""
+
+    def __init__(self, events, after=None, before=None, asc=True, limit=None):
+        self.events, self._after, self._before, self._asc, self._limit = list(events), after, before, asc, limit
+
+    def _copy(self, **kw):
+        state = {"after": self._after, "before": self._before, "asc": self._asc, "limit": self._limit, **kw}
+        return FakeAccessor(self.events, **state)
+
+    def after(self, ts):
+        return self._copy(after=datetime.fromisoformat(ts))
+
+    def before(self, ts):
+        return self._copy(before=datetime.fromisoformat(ts))
+
+    def ascending(self, asc=True):
+        return self._copy(asc=asc)
+
+    def limit(self, n):
+        return self._copy(limit=n)
+
+    def __iter__(self):
+        out = [e for e in self.events if (self._after is None or e.timestamp >= self._after)
+               and (self._before is None or e.timestamp <= self._before)]
+        out.sort(key=lambda e: e.timestamp, reverse=not self._asc)
+        return iter(out[: self._limit] if self._limit else out)
 
 
-def test_hours_for_asset_triggered_runs_come_from_the_bronze_events():
-    from shopstream.assets import BRONZE_RAW_EVENTS
+class FakeInlets:
+    def __init__(self, by_name):
+        self.by_name = by_name
 
-    events = {BRONZE_RAW_EVENTS: [SimpleNamespace(extra={"extract": {H: {"orders": 19}}})]}
-    hours, recorded, how = reconcile.hours_for_run(ctx(triggering_asset_events=events,
-                                                      dag_run=SimpleNamespace(conf={}, run_type="asset_triggered")))
-    assert hours == [datetime(2026, 3, 14, 22, tzinfo=UTC)]
-    assert recorded == {H: {"orders": 19}} and "asset" in how
+    def __getitem__(self, asset):
+        return FakeAccessor(self.by_name.get(asset.name, []))
 
 
-def test_hours_from_conf_and_manual_rule():
-    conf_run = SimpleNamespace(conf={"reconcile_hours": ["2026-03-14T23:00:00Z", H]}, run_type="manual")
-    hours, recorded, _ = reconcile.hours_for_run(ctx(dag_run=conf_run))
-    assert hours == [datetime(2026, 3, 14, 22, tzinfo=UTC), datetime(2026, 3, 14, 23, tzinfo=UTC)]
-    assert recorded is None
-    manual = SimpleNamespace(conf={}, run_type="manual")
-    hours, recorded, how = reconcile.hours_for_run(ctx(dag_run=manual,
-                                                       logical_date=datetime(2026, 3, 14, 23, tzinfo=UTC)))
-    assert hours == [datetime(2026, 3, 14, 22, tzinfo=UTC)] and recorded is None and "manual" in how
+T0 = datetime(2026, 3, 15, 1, 0, tzinfo=UTC)
 
 
-def test_asset_run_without_hours_reconciles_nothing():
-    from shopstream.assets import BRONZE_RAW_EVENTS
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
 
-    events = {BRONZE_RAW_EVENTS: [SimpleNamespace(extra={"totals": {}})]}
-    hours, _, how = reconcile.hours_for_run(ctx(triggering_asset_events=events,
-                                               dag_run=SimpleNamespace(conf={}, run_type="asset_triggered")))
-    assert hours == [] and "no extract hours" in how
+
+def ev(minutes: int, **extra) -> SimpleNamespace:
+    return SimpleNamespace(timestamp=at(minutes), extra=extra)
+
+
+def test_bronze_window_takes_the_extract_events_since_the_previous_bronze_event():
+    inlets = FakeInlets({
+        "shopstream.bronze.raw_events": [ev(5, extract_until=at(10).isoformat()), ev(1, totals={})],
+        "shopstream.kafka.orders": [ev(9, logical_hour=H, messages=19),             # before the window
+                                    ev(10, logical_hour=H, messages=19),            # at its start: excluded
+                                    ev(12, logical_hour="2026-03-14T23:00:00Z", messages=20),
+                                    ev(30, logical_hour=H, messages=21)],           # after: next window
+        "shopstream.kafka.events": [ev(11, logical_hour="2026-03-14T23:00:00Z", messages=300)],
+    })
+    extra = reconcile.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(20)))
+    assert extra == {"extract": {"2026-03-14T23:00:00Z": {"orders": 20, "events": 300}},
+                     "extract_until": at(20).isoformat()}
+    # the next bronze run continues where this one stopped
+    inlets.by_name["shopstream.bronze.raw_events"].append(ev(21, extract_until=extra["extract_until"]))
+    nxt = reconcile.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(40)))
+    assert nxt["extract"] == {H: {"orders": 21}}
+
+
+def test_bronze_window_without_history_starts_at_the_beginning_and_never_goes_back():
+    inlets = FakeInlets({"shopstream.kafka.customers": [ev(1, logical_hour=H, messages=208)]})
+    assert reconcile.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(2)))["extract"] == {
+        H: {"customers": 208}}
+    inlets.by_name["shopstream.bronze.raw_events"] = [ev(3, extract_until=at(50).isoformat())]
+    late = reconcile.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(40)))  # a cleared old run
+    assert late == {"extract": {}, "extract_until": at(50).isoformat()}
+
+
+def test_dbt_window_merges_the_bronze_events_since_the_last_successful_reconciliation():
+    inlets = FakeInlets({
+        "shopstream.reconciled": [ev(10, bronze_until=at(10).isoformat())],
+        "shopstream.bronze.raw_events": [ev(8, extract={H: {"orders": 1}}),          # already reconciled
+                                         ev(12, extract={H: {"orders": 19}}),
+                                         ev(14, totals={}),                          # bronze run by hand
+                                         ev(15, extract={"2026-03-14T23:00:00Z": {"events": 300}}),
+                                         ev(25, extract={"2026-03-15T00:00:00Z": {"orders": 5}})],  # later
+    })
+    chosen = reconcile.hours_for_run({"dag_run": SimpleNamespace(conf={}, run_after=at(20)), "inlet_events": inlets})
+    assert chosen["recorded"] == {H: {"orders": 19}, "2026-03-14T23:00:00Z": {"events": 300}}
+    assert chosen["hours"] == [datetime(2026, 3, 14, 22, tzinfo=UTC), datetime(2026, 3, 14, 23, tzinfo=UTC)]
+    assert chosen["until"] == at(20) and "3 bronze events" in chosen["how"]
+
+
+def test_conf_hours_override_the_window_and_an_empty_list_accepts_the_state():
+    inlets = FakeInlets({"shopstream.bronze.raw_events": [ev(12, extract={H: {"orders": 19}})]})
+    run = SimpleNamespace(conf={"reconcile_hours": ["2026-03-14T23:00:00Z", H]}, run_after=at(20))
+    chosen = reconcile.hours_for_run({"dag_run": run, "inlet_events": inlets})
+    assert chosen["hours"] == [datetime(2026, 3, 14, 22, tzinfo=UTC), datetime(2026, 3, 14, 23, tzinfo=UTC)]
+    assert chosen["recorded"] is None  # recomputed from the derivation
+    run.conf = {"reconcile_hours": []}
+    chosen = reconcile.hours_for_run({"dag_run": run, "inlet_events": inlets})
+    assert chosen["hours"] == [] and chosen["until"] == at(20)
 
 
 def test_expected_from_derivation_counts_distinct_keys_and_items():
