@@ -131,3 +131,22 @@ def unique_topics(kafka_bootstrap):
                 f.result(30)
             except Exception:  # noqa: BLE001 - best-effort cleanup of throwaway topics
                 pass
+
+
+# --------------------------------------------------------------------------------------- fault summary
+from tests.fault_report import REPORT as _FAULT_REPORT  # noqa: E402
+
+
+@pytest.fixture
+def fault_report(request):
+    """Record a fault case's figures for the summary table (tests/fault_report.py)."""
+    _FAULT_REPORT.current_test = request.node.nodeid
+    return _FAULT_REPORT
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FAULT_REPORT.cases:
+        path = _FAULT_REPORT.write()
+        terminalreporter.section("ShopStream fault summary")
+        terminalreporter.write_line(_FAULT_REPORT.table())
+        terminalreporter.write_line(f"(also in {path.relative_to(ROOT)})")
