@@ -53,6 +53,9 @@ class Msg:
     def timestamp(self):
         return self._ts
 
+    def headers(self):
+        return None
+
 
 def eof(topic, partition, offset):
     return Msg(topic, partition, offset, error=KafkaError(KafkaError._PARTITION_EOF))

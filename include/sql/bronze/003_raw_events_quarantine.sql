@@ -14,7 +14,9 @@ CREATE TABLE IF NOT EXISTS bronze.raw_events_quarantine (
     record_value    BYTEA,                -- raw value bytes (NULL = tombstone)
     value_bytes     INTEGER,              -- length of the value as received
     reason          VARCHAR   NOT NULL,   -- tombstone | oversize | invalid_utf8 | invalid_json | not_object |
-                                          -- jsonb_rejected | missing_key | invalid_key | invalid_timestamp
+                                          -- jsonb_rejected | missing_key | invalid_key | invalid_timestamp |
+                                          -- invalid_header | unsupported_schema_version |
+                                          -- unsupported_content_type (shopstream.bronze.poison.REASONS)
     detail          TEXT,                 -- parser / PostgreSQL message
     quarantined_at  TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'utc'),  -- database clock (UTC)
     CONSTRAINT raw_events_quarantine_topic_partition_offset_key UNIQUE (topic, "partition", "offset")

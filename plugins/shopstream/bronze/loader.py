@@ -564,7 +564,8 @@ class BronzeLoader:
                 key = m.key()
                 value = m.value()
                 ts_type, ts = m.timestamp()
-                reject = classify(key, value, ts_type, ts)
+                # headers() is None when the message has none (cheap); classify checks the contract headers
+                reject = classify(key, value, ts_type, ts, m.headers())
                 n += 1
                 if reject is None:
                     rows.append((topic, key, value, partition, offset, ts, ts_type))

@@ -1,8 +1,18 @@
 """Which Kafka messages can be stored in bronze.raw_events, and why the others cannot (pure, no I/O).
 
 A message is storable when its value is a UTF-8 JSON object that PostgreSQL's jsonb accepts, its key is a
-non-empty UTF-8 string without NUL, and its timestamp is a real one. Everything else goes to
-bronze.raw_events_quarantine with one of the reasons below; nothing here ever stops a batch.
+non-empty UTF-8 string without NUL, its timestamp is a real one, and the contract headers it carries (if any:
+docs/contracts.md, ``source``, ``schema_version``, ``logical_hour``, ``content_type``) describe a message this
+pipeline can read. Everything else goes to bronze.raw_events_quarantine with one of the reasons below;
+nothing here ever stops a batch.
+
+Headers are optional (bronze stores only the value; producers other than the extractor may send none), and
+headers outside the contract are ignored. A contract header that is present must be well formed: one value
+(repeats must agree), UTF-8, ``schema_version`` ``1``, ``content_type`` ``application/json`` (parameters such
+as ``; charset=utf-8`` allowed), ``logical_hour`` an ISO-8601 UTC hour. A message announcing another schema
+version or content type is quarantined as ``unsupported_schema_version`` / ``unsupported_content_type`` even
+when its bytes happen to parse: silver would otherwise read a v2 shape with v1 rules. Header problems win
+over value, key and timestamp ones (they say what the producer meant), except for tombstones.
 
 The fast path parses with msgspec (~3 µs for a 500-byte object; it rejects what strict JSON rejects, e.g.
 NaN). What msgspec refuses is re-checked with the standard library so that the reason is precise and so that
@@ -36,9 +46,18 @@ JSONB_REJECTED = "jsonb_rejected"
 MISSING_KEY = "missing_key"
 INVALID_KEY = "invalid_key"
 INVALID_TIMESTAMP = "invalid_timestamp"
+INVALID_HEADER = "invalid_header"
+UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
 
 REASONS = (TOMBSTONE, OVERSIZE, INVALID_UTF8, INVALID_JSON, NOT_OBJECT, JSONB_REJECTED, MISSING_KEY,
-           INVALID_KEY, INVALID_TIMESTAMP)
+           INVALID_KEY, INVALID_TIMESTAMP, INVALID_HEADER, UNSUPPORTED_SCHEMA_VERSION, UNSUPPORTED_CONTENT_TYPE)
+
+# The headers of docs/contracts.md and what this pipeline reads.
+CONTRACT_HEADERS = ("source", "schema_version", "logical_hour", "content_type")
+SUPPORTED_SCHEMA_VERSIONS = ("1",)
+SUPPORTED_CONTENT_TYPES = ("application/json",)
+_LOGICAL_HOUR = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):00:00Z")
 
 DEFAULT_MAX_VALUE_BYTES = 1_048_576  # Kafka's default max.message.bytes; jsonb itself allows ~255 MB
 
@@ -139,23 +158,93 @@ def classify_timestamp(ts_type: int, ts_ms: int) -> Reject | None:
     return None
 
 
+def classify_headers(headers: Any) -> Reject | None:
+    """None when the message's contract headers (if any) are well formed and supported, else (reason, detail).
+
+    ``headers`` as confluent-kafka returns them: None or a list of (name, value) with value bytes or None.
+    """
+    if not headers:
+        return None
+    seen: dict[str, str] = {}
+    for item in headers:
+        try:
+            name, raw = item
+        except (TypeError, ValueError):
+            return INVALID_HEADER, f"malformed header entry {item!r}"[:200]
+        if isinstance(name, bytes):
+            try:
+                name = name.decode("utf-8")
+            except UnicodeDecodeError:
+                return INVALID_HEADER, f"header name is not UTF-8: {name[:40]!r}"
+        if name not in CONTRACT_HEADERS:
+            continue  # tracing and other producers' headers are none of bronze's business
+        if raw is None:
+            return INVALID_HEADER, f"header {name!r} has no value"
+        if isinstance(raw, str):
+            text = raw
+        else:
+            try:
+                text = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return INVALID_HEADER, f"header {name!r} is not UTF-8: {exc}"
+        text = text.strip()
+        if not text or "\x00" in text:
+            return INVALID_HEADER, f"header {name!r} is empty or contains NUL"
+        if name in seen and seen[name] != text:
+            return INVALID_HEADER, f"header {name!r} repeated with different values {seen[name]!r}, {text!r}"[:300]
+        seen[name] = text
+    version = seen.get("schema_version")
+    if version is not None and version not in SUPPORTED_SCHEMA_VERSIONS:
+        return (UNSUPPORTED_SCHEMA_VERSION,
+                f"schema_version {version[:40]!r} is not supported ({', '.join(SUPPORTED_SCHEMA_VERSIONS)})")
+    ctype = seen.get("content_type")
+    if ctype is not None and ctype.split(";", 1)[0].strip().lower() not in SUPPORTED_CONTENT_TYPES:
+        return UNSUPPORTED_CONTENT_TYPE, f"content_type {ctype[:80]!r} is not application/json"
+    hour = seen.get("logical_hour")
+    if hour is not None and not _LOGICAL_HOUR.fullmatch(hour):
+        return INVALID_HEADER, f"header 'logical_hour' {hour[:60]!r} is not an ISO-8601 UTC hour"
+    return None
+
+
 def classify(key: bytes | None, value: bytes | None, ts_type: int, ts_ms: int,
-             max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> Reject | None:
-    """None for a storable message, else (reason, detail). Value problems win over key and timestamp ones."""
-    return (classify_value(value, max_value_bytes) or classify_key(key)
+             max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES, headers: Any = None) -> Reject | None:
+    """None for a storable message, else (reason, detail). Tombstones first, then header problems, then
+    value problems, then key and timestamp ones."""
+    if value is None:
+        return TOMBSTONE, "null value (tombstone)"
+    return (classify_headers(headers) or classify_value(value, max_value_bytes) or classify_key(key)
             or classify_timestamp(ts_type, ts_ms))
 
 
 def make_classifier(max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES):
     """``classify`` with its common case inlined (one call per message in the loader's hot loop).
 
-    A plain ASCII key, a value within the limit that msgspec parses as an object with no ``\\u`` escape and a
-    real timestamp are accepted right here; anything else goes through ``classify`` for its reason.
+    A plain ASCII key, a value within the limit that msgspec parses as an object with no ``\\u`` escape, a
+    real timestamp and no headers (or the contract's usual ones) are accepted right here; anything else goes
+    through ``classify`` for its reason.
     """
     decode = _fast_decode
     max_ts = MAX_TIMESTAMP_MS
+    # The extractor's messages of one topic and hour carry identical headers: remember recent verdicts.
+    header_verdicts: dict[tuple, Reject | None] = {}
 
-    def check(key: bytes | None, value: bytes | None, ts_type: int, ts_ms: int) -> Reject | None:
+    def headers_ok(headers: Any) -> bool:
+        try:
+            cache_key = tuple(headers)
+            verdict = header_verdicts[cache_key]
+        except KeyError:
+            verdict = classify_headers(headers)
+            if len(header_verdicts) >= 1024:
+                header_verdicts.clear()
+            header_verdicts[cache_key] = verdict
+        except TypeError:  # unhashable: not what confluent-kafka returns, check it the slow way
+            verdict = classify_headers(headers)
+        return verdict is None
+
+    def check(key: bytes | None, value: bytes | None, ts_type: int, ts_ms: int,
+              headers: Any = None) -> Reject | None:
+        if headers and value is not None and not headers_ok(headers):
+            return classify(key, value, ts_type, ts_ms, max_value_bytes, headers)
         if (decode is not None and value is not None and key and ts_type and 0 <= ts_ms <= max_ts
                 and len(value) <= max_value_bytes and key.isascii() and b"\x00" not in key
                 and b"\\u" not in value):

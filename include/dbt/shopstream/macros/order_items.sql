@@ -10,15 +10,15 @@
         _line_no, _item, order_item_id, product_id, quantity, unit_price,
         nullif(concat_ws(';',
             case when jsonb_typeof(_item) <> 'object' then 'invalid_item' end,
-            case when order_item_id is null then 'missing_field:order_item_id'
+            case when order_item_id is null then {{ absent_reason('_item', 'order_item_id') }}
                  when left(order_item_id, length({{ order_id_expr }}) + 1) <> {{ order_id_expr }} || '-'
                      then 'item_id_mismatch'
                  when count(*) over (partition by order_item_id) > 1 then 'duplicate_item_id' end,
-            case when product_id is null then 'missing_field:product_id' end,
-            case when _quantity_raw is null then 'missing_field:quantity'
+            case when product_id is null then {{ absent_reason('_item', 'product_id') }} end,
+            case when _quantity_raw is null then {{ absent_reason('_item', 'quantity') }}
                  when quantity is null then 'invalid_number:quantity'
                  when quantity <= 0 then 'quantity_not_positive' end,
-            case when _unit_price_raw is null then 'missing_field:unit_price'
+            case when _unit_price_raw is null then {{ absent_reason('_item', 'unit_price') }}
                  when unit_price is null then 'invalid_number:unit_price'
                  when unit_price < 0 then 'negative_price' end
         ), '') as _item_reason

@@ -66,3 +66,21 @@
 {% macro reasons(items) -%}
     nullif(concat_ws(';'{% for item in items %}, {{ item }}{% endfor %}), '')
 {%- endmacro %}
+
+{#- Why a required field is unusable when its parsed value is NULL: 'invalid_type:<label>' when the JSON
+    value is there but an object, array or boolean (e.g. "price": {"amount": 1}, "quantity": true),
+    'missing_field:<label>' when it is absent, null or (for keys) empty. `label` defaults to the key. #}
+{% macro absent_reason(obj, key, label=none) -%}
+    (case when jsonb_typeof({{ obj }} -> '{{ key }}') in ('object', 'array', 'boolean')
+          then 'invalid_type:{{ label or key }}' else 'missing_field:{{ label or key }}' end)
+{%- endmacro %}
+
+{#- 'unsupported_schema_version' when the value carries a `schema_version` other than 1 (docs/contracts.md:
+    orders and events carry 1; customers and products, DummyJSON's own objects, carry none). A missing
+    schema_version is version 1. Bronze already quarantines messages whose schema_version *header* is not 1;
+    this catches a producer that changed the value but not the header. #}
+{% macro schema_version_reason(obj) -%}
+    (case when {{ obj }} ? 'schema_version'
+               and coalesce({{ obj }} ->> 'schema_version', '') not in ('1', '1.0')
+          then 'unsupported_schema_version' end)
+{%- endmacro %}

@@ -31,6 +31,7 @@ parsed as (
         record_key as _record_key,
         event_ts as _event_ts,
         ingested_at as _ingested_at,
+        record_value as _value,
         {{ json_key('record_value', 'id') }} as customer_id,
         {{ json_text('record_value', 'firstName') }} as first_name,
         {{ json_text('record_value', 'lastName') }} as last_name,
@@ -42,8 +43,9 @@ checked as (
     select
         *,
         nullif(concat_ws(';',
-            case when customer_id is null then 'missing_field:id' end,
-            case when coalesce(email, '') = '' then 'missing_field:email'
+            {{ schema_version_reason('_value') }},
+            case when customer_id is null then {{ absent_reason('_value', 'id') }} end,
+            case when coalesce(email, '') = '' then {{ absent_reason('_value', 'email') }}
                  when not {{ is_valid_email('email') }} then 'invalid_email' end,
             case when _record_key <> customer_id then 'key_mismatch' end,
             case when {{ is_far_future('_event_ts') }} then 'future_timestamp:event_ts' end

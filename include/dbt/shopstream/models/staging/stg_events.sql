@@ -28,6 +28,7 @@ parsed as (
         record_key as _record_key,
         event_ts as _event_ts,
         ingested_at as _ingested_at,
+        record_value as _value,
         {{ json_key('record_value', 'event_id') }} as event_id,
         {{ json_key('record_value', 'customer_id') }} as customer_id,
         {{ json_text('record_value', 'event_type') }} as event_type,
@@ -45,11 +46,12 @@ checked as (
     select
         *,
         nullif(concat_ws(';',
-            case when event_id is null then 'missing_field:event_id' end,
-            case when customer_id is null then 'missing_field:customer_id' end,
-            case when event_type is null then 'missing_field:event_type'
+            {{ schema_version_reason('_value') }},
+            case when event_id is null then {{ absent_reason('_value', 'event_id') }} end,
+            case when customer_id is null then {{ absent_reason('_value', 'customer_id') }} end,
+            case when event_type is null then {{ absent_reason('_value', 'event_type') }}
                  when event_type not in ('{{ var("event_types") | join("', '") }}') then 'unknown_event_type' end,
-            case when _created_raw is null then 'missing_field:event_ts'
+            case when _created_raw is null then {{ absent_reason('_value', 'event_ts') }}
                  when created_at is null then 'invalid_timestamp:event_ts'
                  when {{ is_far_future('created_at') }} then 'future_timestamp:event_ts' end,
             case when _record_key <> event_id then 'key_mismatch' end,

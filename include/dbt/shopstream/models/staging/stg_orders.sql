@@ -36,6 +36,7 @@ parsed as (
         record_key as _record_key,
         event_ts as _event_ts,
         ingested_at as _ingested_at,
+        record_value as _value,
         {{ json_key('record_value', 'order_id') }} as order_id,
         {{ json_key('record_value', 'customer_id') }} as customer_id,
         {{ json_text('record_value', 'order_ts') }} as _order_ts_raw,
@@ -69,17 +70,19 @@ checked as (
     select
         *,
         nullif(concat_ws(';',
-            case when order_id is null then 'missing_field:order_id' end,
-            case when customer_id is null then 'missing_field:customer_id' end,
-            case when _order_ts_raw is null then 'missing_field:order_ts'
+            {{ schema_version_reason('_value') }},
+            case when order_id is null then {{ absent_reason('_value', 'order_id') }} end,
+            case when customer_id is null then {{ absent_reason('_value', 'customer_id') }} end,
+            case when _order_ts_raw is null then {{ absent_reason('_value', 'order_ts') }}
                  when order_date is null then 'invalid_timestamp:order_ts'
                  when {{ is_far_future('order_date') }} then 'future_timestamp:order_ts' end,
-            case when _total_raw is null then 'missing_field:total_amount'
+            case when _total_raw is null then {{ absent_reason('_value', 'total_amount') }}
                  when total_amount is null then 'invalid_number:total_amount'
                  when total_amount < 0 then 'negative_amount' end,
-            case when status is null then 'missing_field:status'
+            case when status is null then {{ absent_reason('_value', 'status') }}
                  when status not in ('{{ var("order_statuses") | join("', '") }}') then 'invalid_status' end,
-            case when jsonb_typeof(_items) is distinct from 'array' or _item_count = 0 then 'missing_field:items'
+            case when jsonb_typeof(_items) in ('object', 'string', 'number', 'boolean') then 'invalid_type:items'
+                 when jsonb_typeof(_items) is distinct from 'array' or _item_count = 0 then 'missing_field:items'
                  when _invalid_items > 0 then 'invalid_items'
                  when total_amount is not null and _items_total <> total_amount then 'total_mismatch' end,
             case when _record_key <> order_id then 'key_mismatch' end,

@@ -24,6 +24,7 @@ parsed as (
         record_key as _record_key,
         event_ts as _event_ts,
         ingested_at as _ingested_at,
+        record_value as _value,
         {{ json_key('record_value', 'id') }} as product_id,
         {{ json_text('record_value', 'title') }} as name,
         {{ json_text('record_value', 'description') }} as description,
@@ -47,8 +48,9 @@ checked as (
     select
         *,
         nullif(concat_ws(';',
-            case when product_id is null then 'missing_field:id' end,
-            case when _price_raw is null then 'missing_field:price'
+            {{ schema_version_reason('_value') }},
+            case when product_id is null then {{ absent_reason('_value', 'id') }} end,
+            case when _price_raw is null then {{ absent_reason('_value', 'price') }}
                  when price is null then 'invalid_number:price'
                  when price < 0 then 'negative_price' end,
             case when _created_raw is not null and created_at is null then 'invalid_timestamp:meta.createdAt' end,
