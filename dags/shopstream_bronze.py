@@ -5,7 +5,9 @@ all four topic Assets, one run at a time:
 
     apply_ddl -> plan_partitions -> load (mapped: one task per partition group) -> publish (Asset bronze)
 
-- `apply_ddl`: include/sql/bronze/*.sql, idempotent (the loader applies it at start too).
+- `apply_ddl`: include/sql/bronze/*.sql, idempotent. With least privilege (scripts/postgres.sh,
+  include/sql/security) the owner role applied it at setup and the loader's role may not: the task then verifies
+  the tables and the loader's grants instead.
 - `plan_partitions`: lists the topics' partitions on the broker and splits them into `load_tasks` groups of
   similar pending work (high watermark - offset stored in bronze.consumer_offsets).
 - `load[i]`: a bounded drain of its partitions up to their high watermarks at start; offsets are stored in
@@ -16,7 +18,9 @@ all four topic Assets, one run at a time:
 
 Params: `topics` (default: the contract's four, renamed by SHOPSTREAM_TOPIC_<NAME> like the extract DAG),
 `load_tasks`, `consumer_group`, `max_seconds` (per load task; the rest stays as lag for the next run).
-Connections: `warehouse_db` (PostgreSQL), `kafka_default` (Kafka).
+Connections: `bronze_db` (PostgreSQL, the loader's role: append to bronze only), `kafka_default` (Kafka).
+Every task checks them (shopstream.config) first and fails at once, without retries, when one is missing or
+malformed.
 """
 
 from __future__ import annotations

@@ -9,19 +9,116 @@ mkdir -p "$LOCAL"
 die()  { echo "error: $*" >&2; exit 1; }
 info() { echo "==> $*" >&2; }
 
-# .env: created from .env.example on first use, each `change-me` replaced by its own random secret.
-if [ ! -f "$ROOT/.env" ]; then
-  python3 - "$ROOT" <<'PY'
-import pathlib, secrets, sys
+# .env: created from .env.example on first use; on every later use, variables that .env.example gained since
+# (e.g. new connections) are appended to .env with their comments. Each `change-me` in a value (never in a
+# comment) becomes its own random secret; values already in .env are never changed. Also repairs comment lines
+# that an older generator had filled with a secret instead of the word `change-me`.
+python3 - "$ROOT" <<'PY' || die "could not create or update .env from .env.example"
+import fcntl, json, os, pathlib, re, secrets, sys
+
+PLACEHOLDER = "change-me"
 root = pathlib.Path(sys.argv[1])
-text = (root / ".env.example").read_text()
-while "change-me" in text:
-    text = text.replace("change-me", secrets.token_urlsafe(18), 1)
-(root / ".env").write_text(text)
+example_path, env_path = root / ".env.example", root / ".env"
+VAR = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
+
+
+def fill(line: str) -> str:
+    """Replace each placeholder in a variable line's value by a fresh secret (comments stay as they are)."""
+    if not VAR.match(line):
+        return line
+    key, _, value = line.partition("=")
+    while PLACEHOLDER in value:
+        value = value.replace(PLACEHOLDER, secrets.token_urlsafe(18), 1)
+    return f"{key}={value}"
+
+
+def same_server(line: str, env_lines: list) -> str:
+    """A PostgreSQL connection added to an existing .env points at the server and database of its
+    AIRFLOW_CONN_WAREHOUSE_DB (host, port, schema and TLS extra), not at .env.example's defaults."""
+    key, _, value = line.partition("=")
+    if not key.startswith("AIRFLOW_CONN_"):
+        return line
+    try:
+        conn = json.loads(value.strip("'"))
+        warehouse = next(json.loads(l.partition("=")[2].strip("'")) for l in env_lines
+                         if l.startswith("AIRFLOW_CONN_WAREHOUSE_DB="))
+    except (StopIteration, ValueError):
+        return line
+    if not (isinstance(conn, dict) and conn.get("conn_type") == "postgres" and isinstance(warehouse, dict)):
+        return line
+    for field in ("host", "port", "schema", "extra"):
+        if field in warehouse:
+            conn[field] = warehouse[field]
+    return f"{key}='{json.dumps(conn, separators=(',', ':'))}'"
+
+
+example = example_path.read_text().splitlines()
+with open(root / ".local" / ".env.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent shells must not both append
+    if not env_path.exists():
+        text = "\n".join(fill(line) for line in example) + "\n"
+        created, added, repaired = True, [], 0
+    else:
+        created = False
+        lines = env_path.read_text().splitlines()
+        # Repair comments an older generator damaged: an example comment with the placeholder whose copy in .env
+        # holds a generated token in its place.
+        repaired = 0
+        damaged = {}
+        for line in example:
+            if line.startswith("#") and PLACEHOLDER in line:
+                parts = [re.escape(p) for p in line.split(PLACEHOLDER)]
+                damaged[line] = re.compile("^" + r"[A-Za-z0-9_-]{16,}".join(parts) + "$")
+        for i, line in enumerate(lines):
+            if line.startswith("#") and PLACEHOLDER not in line:
+                for good, pattern in damaged.items():
+                    if pattern.match(line):
+                        lines[i], repaired = good, repaired + 1
+                        break
+        # The header comment (the comment lines before the first variable): when a line of it holds a generated
+        # token in backquotes, take the example's header instead (.env.example's wording may have changed).
+        def header(ls):
+            out = []
+            for line in ls:
+                if not line.startswith("#"):
+                    break
+                out.append(line)
+            return out
+        env_header, example_header = header(lines), header(example)
+        token = re.compile(r"`[A-Za-z0-9_-]{24}`")
+        if env_header != example_header and any(token.search(line) for line in env_header):
+            lines[:len(env_header)] = example_header
+            repaired += len(env_header)
+        present = {m.group(1) for m in map(VAR.match, lines) if m}
+        added, block = [], []
+        for line in example:
+            if line.startswith("#"):
+                block.append(line)
+                continue
+            m = VAR.match(line)
+            if m and m.group(1) not in present:
+                if not added:
+                    lines += ["", "# --- Added from .env.example by scripts/common.sh ---"]
+                if block and block[0].startswith("# ---"):
+                    lines.append("")
+                lines += block + [same_server(fill(line), lines)]
+                added.append(m.group(1))
+            block = [] if not line.startswith("#") else block
+        text = "\n".join(lines) + "\n"
+    if created or added or repaired:
+        tmp = env_path.with_name(".env.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, env_path)
+    if created:
+        print("==> created .env from .env.example with generated secrets", file=sys.stderr)
+    if added:
+        print(f"==> added to .env from .env.example (secrets generated): {', '.join(added)}", file=sys.stderr)
+    if repaired:
+        print(f"==> repaired {repaired} comment line(s) of .env that held a generated secret", file=sys.stderr)
 PY
-  chmod 600 "$ROOT/.env"
-  info "created .env from .env.example with generated secrets"
-fi
 
 # Variables already set in the environment win over .env (so CI and tests can override a port).
 _shopstream_load_env() {

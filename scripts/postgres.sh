@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's own PostgreSQL cluster under .local/pg (never the system cluster).
-# Usage: scripts/postgres.sh start|stop|status|psql [args]   — start/stop are idempotent.
+# Usage: scripts/postgres.sh start|stop|status|psql [args]|secure DB   — start/stop are idempotent.
+# `start` also creates the least-privilege roles and applies the bronze DDL (as the owner role) and the grants
+# to the warehouse database (include/sql/security/); `secure DB` does the same for another database.
 source "$(dirname "$0")/common.sh"
 
 PGROOT="$SHOPSTREAM_PG_ROOT"
@@ -32,7 +34,38 @@ as_owner() {
 
 is_running() { as_owner "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 
-superuser_psql() { as_owner "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PGPORT" -U postgres -d postgres "$@"; }
+superuser_psql() { superuser_psql_in postgres "$@"; }
+superuser_psql_in() {
+  local db="$1"; shift
+  as_owner "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PGPORT" -U postgres -d "$db" "$@"
+}
+
+SECURITY_SQL="$ROOT/include/sql/security"
+TLS="$PGROOT/tls"
+
+# TLS (SHOPSTREAM_PG_SSL=on): a self-signed certificate for 127.0.0.1/localhost, made once with openssl. The
+# certificate is its own CA: clients use sslmode=require, or verify-full with sslrootcert=$TLS/server.crt.
+ensure_tls_files() {
+  [ -s "$TLS/server.crt" ] && [ -s "$TLS/server.key" ] && return 0
+  command -v openssl >/dev/null || die "SHOPSTREAM_PG_SSL=on needs openssl to make the server certificate: apt-get install openssl"
+  info "generating a self-signed TLS certificate in $TLS"
+  mkdir -p "$TLS"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=localhost" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$TLS/server.key" -out "$TLS/server.crt" >"$PGROOT/log/openssl.log" 2>&1 \
+    || die "openssl could not create the certificate; see $PGROOT/log/openssl.log"
+  chmod 600 "$TLS/server.key"; chmod 644 "$TLS/server.crt"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$TLS" || true
+}
+
+ssl_options() {
+  case "${SHOPSTREAM_PG_SSL:-off}" in
+    on)  ensure_tls_files
+         echo "-c ssl=on -c ssl_cert_file=$TLS/server.crt -c ssl_key_file=$TLS/server.key" ;;
+    off) echo "" ;;
+    *)   die "SHOPSTREAM_PG_SSL must be 'on' or 'off' (got '${SHOPSTREAM_PG_SSL}'); fix it in .env" ;;
+  esac
+}
 
 start() {
   mkdir -p "$PGROOT/log" "$SOCK"
@@ -50,12 +83,52 @@ start() {
       die "port $PGPORT (from AIRFLOW_CONN_WAREHOUSE_DB in .env) is taken by $(port_owner "$PGPORT" || echo 'another process').
        Stop that process or change the port in .env."
     fi
-    info "starting PostgreSQL on 127.0.0.1:$PGPORT"
+    local ssl; ssl="$(ssl_options)"
+    info "starting PostgreSQL on 127.0.0.1:$PGPORT${ssl:+ (TLS on)}"
     as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-      -o "-p $PGPORT -k $SOCK -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null \
+      -o "-p $PGPORT -k $SOCK -c listen_addresses=127.0.0.1 -c max_connections=200 $ssl" start >/dev/null \
       || die "PostgreSQL did not start; see $LOG"
   fi
+  if [ "${SHOPSTREAM_PG_SSL:-off}" = on ] && [ "$(superuser_psql -Atc 'SHOW ssl')" != on ]; then
+    info "warning: SHOPSTREAM_PG_SSL=on but the running cluster has ssl=off; apply it with: scripts/postgres.sh restart"
+  fi
   ensure_warehouse
+  if roles_distinct; then
+    ensure_roles
+    secure_database "$PGDATABASE"
+  else
+    info "single-role configuration (the connections share a login): least-privilege setup skipped for $PGDATABASE"
+  fi
+}
+
+# The four roles must differ (and none be the superuser): the setup would otherwise grant one role two jobs
+# (e.g. make the dbt role read-only). A test database whose connections all use the warehouse role is such a
+# single-role configuration: `start` leaves it alone, `secure` refuses it.
+roles_distinct() {
+  local roles=("$PGUSER" "$BRONZE_PGUSER" "$ANALYST_PGUSER" "$SHOPSTREAM_PG_OWNER_ROLE")
+  [ "$(printf '%s\n' "${roles[@]}" | sort -u | wc -l)" = 4 ] || return 1
+  ! printf '%s\n' "${roles[@]}" | grep -qx postgres
+}
+
+# Least privilege (include/sql/security/): the owner, loader and analyst roles (cluster-wide), then for one
+# database the bronze DDL applied as the owner role and every role's grants, in one transaction. Idempotent.
+ensure_roles() {
+  superuser_psql -v owner="$SHOPSTREAM_PG_OWNER_ROLE" -v loader="$BRONZE_PGUSER" -v loader_pw="$BRONZE_PGPASSWORD" \
+    -v analyst="$ANALYST_PGUSER" -v analyst_pw="$ANALYST_PGPASSWORD" -f - <"$SECURITY_SQL/10_roles.sql" >/dev/null
+}
+
+secure_database() {
+  local db="$1" f
+  {
+    echo "SET client_min_messages = warning;"
+    echo "BEGIN;"
+    cat "$SECURITY_SQL/20_database_begin.sql"
+    for f in "$ROOT"/include/sql/bronze/*.sql "$ROOT"/include/sql/dbt/*.sql; do cat "$f"; echo; done
+    cat "$SECURITY_SQL/30_database_grants.sql"
+    echo "COMMIT;"
+  } | superuser_psql_in "$db" -v db="$db" -v owner="$SHOPSTREAM_PG_OWNER_ROLE" -v dbt="$PGUSER" \
+        -v loader="$BRONZE_PGUSER" -v analyst="$ANALYST_PGUSER" -f - >/dev/null \
+    || die "could not apply the roles and grants (include/sql/security) to database $db"
 }
 
 # Role and database from AIRFLOW_CONN_WAREHOUSE_DB; the role's password follows .env on every start.
@@ -89,6 +162,13 @@ case "${1:-}" in
   stop) stop ;;
   restart) stop; start ;;
   status) status ;;
+  # Apply the least-privilege setup to another database of the cluster (the roles exist after `start`).
+  secure)
+    shift; [ -n "${1:-}" ] || die "usage: $0 secure DATABASE"
+    roles_distinct || die "the logins of AIRFLOW_CONN_WAREHOUSE_DB ($PGUSER), AIRFLOW_CONN_BRONZE_DB ($BRONZE_PGUSER),
+       AIRFLOW_CONN_ANALYST_DB ($ANALYST_PGUSER) and SHOPSTREAM_PG_OWNER_ROLE ($SHOPSTREAM_PG_OWNER_ROLE) must be four
+       different roles, none of them 'postgres'. Fix them in .env."
+    ensure_roles; secure_database "$1" ;;
   psql) shift; exec psql -X -h 127.0.0.1 -p "$PGPORT" -U "$PGUSER" -d "$PGDATABASE" "$@" ;;
-  *) echo "usage: $0 start|stop|restart|status|psql" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|status|psql|secure DB" >&2; exit 2 ;;
 esac

@@ -65,31 +65,61 @@ def admin_dsn(dbname: str = "postgres") -> str:
     return f"host={Path(os.environ['SHOPSTREAM_PG_ROOT']) / 'run'} port={os.environ['PGPORT']} user=postgres dbname={dbname}"
 
 
+class _DatabaseParams(dict):
+    """Connection parameters (the keys of postgres_service, as the dbt/warehouse role) plus `.roles`: the
+    parameters of each least-privilege role ("dbt", "loader", "analyst") for the same database."""
+
+    roles: dict[str, dict]
+
+
 @pytest.fixture
-def fresh_database(postgres_service):
+def fresh_database(postgres_service, request):
     """A new, empty database owned by the warehouse role; dropped after the test.
 
-    Yields the connection parameters (same keys as postgres_service) and sets AIRFLOW_CONN_WAREHOUSE_DB so
-    code using the Airflow connection talks to it.
+    Yields the connection parameters (same keys as postgres_service) and sets AIRFLOW_CONN_WAREHOUSE_DB,
+    AIRFLOW_CONN_BRONZE_DB and AIRFLOW_CONN_ANALYST_DB so code using the Airflow connections talks to it.
+
+    By default the database has one role for everything (the warehouse role: it applies the bronze DDL and
+    writes bronze itself, as most tests do), and the three connections all log in as it. Parametrised
+    indirectly with "least_privilege" (`@pytest.mark.parametrize("fresh_database", ["least_privilege"],
+    indirect=True)`), the project's setup (`scripts/postgres.sh secure DB`: include/sql/security, the bronze DDL
+    applied by the owner role) runs on it and each connection logs in as its own role: the loader's for
+    bronze_db, the analysts' for analyst_db; `.roles` holds every role's parameters.
     """
     import psycopg
 
+    mode = getattr(request, "param", "single_role")
+    assert mode in ("single_role", "least_privilege"), mode
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" OWNER "{postgres_service["user"]}"')
-    params = {**postgres_service, "dbname": name}
-    previous = os.environ.get("AIRFLOW_CONN_WAREHOUSE_DB")
-    os.environ["AIRFLOW_CONN_WAREHOUSE_DB"] = json.dumps({
-        "conn_type": "postgres", "host": params["host"], "port": params["port"], "schema": name,
-        "login": params["user"], "password": params["password"],
-    })
+    params = _DatabaseParams({**postgres_service, "dbname": name})
+    params.roles = {"dbt": dict(params)}
+    if mode == "least_privilege":
+        run_script("postgres.sh", "secure", name)
+        params.roles["loader"] = {**params, "user": os.environ["BRONZE_PGUSER"],
+                                  "password": os.environ["BRONZE_PGPASSWORD"]}
+        params.roles["analyst"] = {**params, "user": os.environ["ANALYST_PGUSER"],
+                                   "password": os.environ["ANALYST_PGPASSWORD"]}
+    else:
+        params.roles["loader"] = params.roles["analyst"] = dict(params)
+    conn_vars = {"AIRFLOW_CONN_WAREHOUSE_DB": "dbt", "AIRFLOW_CONN_BRONZE_DB": "loader",
+                 "AIRFLOW_CONN_ANALYST_DB": "analyst"}
+    previous = {var: os.environ.get(var) for var in conn_vars}
+    for var, role in conn_vars.items():
+        p = params.roles[role]
+        os.environ[var] = json.dumps({
+            "conn_type": "postgres", "host": p["host"], "port": p["port"], "schema": name,
+            "login": p["user"], "password": p["password"],
+        })
     try:
         yield params
     finally:
-        if previous is None:
-            os.environ.pop("AIRFLOW_CONN_WAREHOUSE_DB", None)
-        else:
-            os.environ["AIRFLOW_CONN_WAREHOUSE_DB"] = previous
+        for var, value in previous.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
         with psycopg.connect(admin_dsn(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -1,6 +1,7 @@
 """Container-side settings derived from the AIRFLOW_CONN_* JSON connections of .env (Docker path).
 
-.env holds the connections as the native path sees them (PostgreSQL on 127.0.0.1:55432, Kafka on
+.env holds the connections (AIRFLOW_CONN_WAREHOUSE_DB, and the least-privilege AIRFLOW_CONN_BRONZE_DB /
+AIRFLOW_CONN_ANALYST_DB on the same server) as the native path sees them (PostgreSQL on 127.0.0.1:55432, Kafka on
 127.0.0.1:59092, ...). Inside the compose network those loopback addresses mean "this container", so every
 loopback host is replaced by the compose service that provides it, from SHOPSTREAM_CONTAINER_HOSTS
 ("warehouse_db=postgres:5432,kafka_default=kafka:9092,dummyjson_api=dummyjson:58080"). A connection that
@@ -32,6 +33,13 @@ CONNECTIONS = {
     "kafka_default": "AIRFLOW_CONN_KAFKA_DEFAULT",
     "dummyjson_api": "AIRFLOW_CONN_DUMMYJSON_API",
 }
+# Least-privilege PostgreSQL logins (include/sql/security): the bronze loader's is given to Airflow, the
+# analysts' only to the postgres service. Rewritten with warehouse_db's service (same server) when set.
+OPTIONAL_CONNECTIONS = {
+    "bronze_db": "AIRFLOW_CONN_BRONZE_DB",
+    "analyst_db": "AIRFLOW_CONN_ANALYST_DB",
+}
+SAME_SERVER_AS = {"bronze_db": "warehouse_db", "analyst_db": "warehouse_db"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0", ""}
 PLACEHOLDER = "change-me"
 
@@ -96,7 +104,14 @@ def rewrite(conn_id: str, conn: dict, services: dict[str, tuple[str, int]]) -> d
 
 def container_connections(environ) -> dict[str, dict]:
     services = _service_map(environ)
-    return {cid: rewrite(cid, load(var, environ), services) for cid, var in CONNECTIONS.items()}
+    for cid, same in SAME_SERVER_AS.items():
+        if cid not in services and same in services:
+            services[cid] = services[same]
+    conns = {cid: rewrite(cid, load(var, environ), services) for cid, var in CONNECTIONS.items()}
+    for cid, var in OPTIONAL_CONNECTIONS.items():
+        if environ.get(var):
+            conns[cid] = rewrite(cid, load(var, environ), services)
+    return conns
 
 
 def _warehouse(environ) -> dict:
@@ -106,7 +121,8 @@ def _warehouse(environ) -> dict:
 def exports(environ) -> list[str]:
     conns = container_connections(environ)
     pg, kafka, api = conns["warehouse_db"], conns["kafka_default"], conns["dummyjson_api"]
-    values = {var: json.dumps(conns[cid], separators=(",", ":")) for cid, var in CONNECTIONS.items()}
+    values = {var: json.dumps(conns[cid], separators=(",", ":"))
+              for cid, var in {**CONNECTIONS, **OPTIONAL_CONNECTIONS}.items() if cid in conns}
     bootstrap = (kafka.get("extra") or {}).get("bootstrap.servers", "")
     values.update({
         "PGHOST": pg.get("host", "postgres"),
@@ -115,6 +131,7 @@ def exports(environ) -> list[str]:
         "PGUSER": pg.get("login", "shopstream"),
         "PGPASSWORD": pg.get("password", ""),
         "KAFKA_BOOTSTRAP": bootstrap,
+        **({"BRONZE_PGUSER": conns["bronze_db"].get("login", "")} if "bronze_db" in conns else {}),
         "DUMMYJSON_HOST": api.get("host", "dummyjson"),
         "DUMMYJSON_PORT": api.get("port", 58080),
     })
@@ -144,13 +161,14 @@ def preflight(environ) -> list[str]:
         problems.append("AIRFLOW_ADMIN_PASSWORD is empty")
     elif environ["AIRFLOW_ADMIN_PASSWORD"] == PLACEHOLDER:
         problems.append(f"AIRFLOW_ADMIN_PASSWORD is still {PLACEHOLDER!r}")
-    for var in CONNECTIONS.values():
+    for var in [*CONNECTIONS.values(), *(v for v in OPTIONAL_CONNECTIONS.values() if environ.get(v))]:
         try:
             conn = load(var, environ)
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        if conn.get("password") == PLACEHOLDER:
+        # (the loader's and analysts' placeholders are refused by docker/postgres-init/20-shopstream-roles.sh)
+        if conn.get("password") == PLACEHOLDER and var in CONNECTIONS.values():
             problems.append(f"the password in {var} is still {PLACEHOLDER!r}")
     return problems
 

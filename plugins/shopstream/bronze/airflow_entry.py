@@ -1,8 +1,15 @@
 """The thin Airflow layer of the bronze stage: Airflow connections -> loader arguments, one function per task.
 
-Imported inside the DAG's task functions only (never at DAG parse time). Connections: ``warehouse_db``
-(PostgreSQL, via PostgresHook) and ``kafka_default`` (the Kafka provider's KafkaConsumerHook: its ``extra`` is
-the confluent-kafka config).
+Imported inside the DAG's task functions only (never at DAG parse time). Connections: ``bronze_db`` (PostgreSQL,
+via PostgresHook: the loader's own least-privilege role, which may only append to bronze) and ``kafka_default``
+(the Kafka provider's KafkaConsumerHook: its ``extra`` is the confluent-kafka config, SASL/TLS included).
+Every task first checks its configuration (shopstream.config) and fails at once, without retries, when a
+connection or variable is missing or malformed.
+
+DDL: where least privilege is set up (scripts/postgres.sh, include/sql/security/), bronze belongs to an owner
+role that applied include/sql/bronze at setup; the loader's role cannot run DDL, so ``apply_ddl`` only verifies
+that the tables are there and that the role may append to them. A role that owns bronze (a single-role
+database, e.g. a test database) still applies the DDL itself.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from shopstream.assets import TOPICS
 log = logging.getLogger("shopstream.bronze")
 
 WAREHOUSE_CONN_ID = "warehouse_db"
+BRONZE_CONN_ID = "bronze_db"  # the loader's connection (least privilege: append to bronze only)
 KAFKA_CONN_ID = "kafka_default"
 
 # libpq parameters a Connection's extra may carry (the rest of the extra is ignored).
@@ -53,32 +61,95 @@ def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
         password=conn.password or None, **params)
 
 
-def apply_ddl(warehouse_conn_id: str = WAREHOUSE_CONN_ID) -> list[str]:
+def _preflight(conn_id: str, kafka_conn_id: str | None = None) -> None:
+    from shopstream import config
+
+    # dbt reads bronze through warehouse_db: the loader must write the same database.
+    same_db = [(conn_id, WAREHOUSE_CONN_ID)] if conn_id != WAREHOUSE_CONN_ID else []
+    config.task_preflight([conn_id, *([kafka_conn_id] if kafka_conn_id else [])], topics=True,
+                          ints={"SHOPSTREAM_BRONZE_LOAD_TASKS": 1}, same_db=same_db)
+
+
+# Can the connected role apply the DDL itself (it owns bronze, or bronze does not exist and it may create it)?
+_MAY_APPLY_DDL = """
+SELECT CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE')
+            ELSE pg_has_role(current_user, n.nspowner, 'USAGE') END
+  FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = 'bronze'
+"""
+# What the loader needs when the DDL is managed by the owner role.
+_LOADER_NEEDS = {
+    "bronze.raw_events": ("SELECT", "INSERT"),
+    "bronze.raw_events_quarantine": ("SELECT", "INSERT"),
+    "bronze.consumer_offsets": ("SELECT", "INSERT", "UPDATE"),
+}
+
+
+def may_apply_ddl(conninfo: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        return bool(conn.execute(_MAY_APPLY_DDL).fetchone()[0])
+
+
+def verify_ddl(conninfo: str) -> list[str]:
+    """The bronze tables exist and the connected role may append to them; else a message with the fix."""
+    import psycopg
+
+    problems = []
+    with psycopg.connect(conninfo) as conn:
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        for table, privileges in _LOADER_NEEDS.items():
+            if conn.execute("SELECT to_regclass(%s)", [table]).fetchone()[0] is None:
+                problems.append(f"{table} does not exist")
+                continue
+            missing = [p for p in privileges
+                       if not conn.execute("SELECT has_table_privilege(%s, %s)", [table, p]).fetchone()[0]]
+            if missing:
+                problems.append(f"role {role} lacks {', '.join(missing)} on {table}")
+    if problems:
+        raise RuntimeError(
+            "bronze is not set up for the loader: " + "; ".join(problems) + ". The bronze DDL and the grants are "
+            "applied by the owner role at setup: run `scripts/postgres.sh start` (warehouse database) or "
+            "`scripts/postgres.sh secure DATABASE`; with Docker, docker/postgres-init does it.")
+    return sorted(_LOADER_NEEDS)
+
+
+def apply_ddl(warehouse_conn_id: str = BRONZE_CONN_ID) -> list[str]:
     from shopstream.bronze.loader import apply_ddl as _apply
 
-    files = _apply(warehouse_conninfo(warehouse_conn_id))
-    log.info("bronze DDL applied: %s", ", ".join(files))
-    return files
+    _preflight(warehouse_conn_id)
+    conninfo = warehouse_conninfo(warehouse_conn_id)
+    if may_apply_ddl(conninfo):
+        files = _apply(conninfo)
+        log.info("bronze DDL applied: %s", ", ".join(files))
+        return files
+    tables = verify_ddl(conninfo)
+    log.info("bronze DDL is managed by the owner role (least privilege); verified %s", ", ".join(tables))
+    return tables
 
 
 def plan(topic_override: list[str] | None, n_groups: int, consumer_group: str,
-         warehouse_conn_id: str = WAREHOUSE_CONN_ID, kafka_conn_id: str = KAFKA_CONN_ID) -> list[list[str]]:
+         warehouse_conn_id: str = BRONZE_CONN_ID, kafka_conn_id: str = KAFKA_CONN_ID) -> list[list[str]]:
     from shopstream.bronze.loader import plan_groups
 
+    _preflight(warehouse_conn_id, kafka_conn_id)
     return plan_groups(warehouse_conninfo(warehouse_conn_id), kafka_consumer_config(kafka_conn_id),
                        topics(topic_override), n_groups, consumer_group)
 
 
 def load(partitions: list[str], consumer_group: str, max_seconds: float | None = None,
-         batch_max_messages: int | None = None, warehouse_conn_id: str = WAREHOUSE_CONN_ID,
+         batch_max_messages: int | None = None, warehouse_conn_id: str = BRONZE_CONN_ID,
          kafka_conn_id: str = KAFKA_CONN_ID) -> dict[str, Any]:
     from shopstream.bronze.loader import BronzeLoader, LoaderSettings
     from shopstream.bronze.planning import parse_tps
 
-    kwargs: dict[str, Any] = {"consumer_group": consumer_group, "max_seconds": max_seconds}
+    _preflight(warehouse_conn_id, kafka_conn_id)
+    conninfo = warehouse_conninfo(warehouse_conn_id)
+    kwargs: dict[str, Any] = {"consumer_group": consumer_group, "max_seconds": max_seconds,
+                              "apply_ddl": may_apply_ddl(conninfo)}
     if batch_max_messages:
         kwargs["batch_max_messages"] = batch_max_messages
-    loader = BronzeLoader(warehouse_conninfo(warehouse_conn_id), kafka_consumer_config(kafka_conn_id),
+    loader = BronzeLoader(conninfo, kafka_consumer_config(kafka_conn_id),
                           partitions=parse_tps(partitions), settings=LoaderSettings(**kwargs))
     return loader.run().as_dict()
 

@@ -9,7 +9,10 @@
   are built (`should_detach_multiple_parents_tests`); with dbt's default "eager" indirect selection they would
   otherwise be picked up by the first parent's test task, before the other parent exists.
 - Profile: from the Airflow connection `warehouse_db` (PostgresUserPasswordProfileMapping; its `schema`
-  field is the database name).
+  field is the database name) - the dbt role of the least-privilege setup (owns staging/silver/gold, reads
+  bronze). Its extra's TLS settings (sslmode, sslrootcert, sslcert, sslkey) reach dbt's profile. The connection
+  is checked (shopstream.config) when a dbt task first needs it: a missing or malformed connection fails the task
+  at once with a message that names it, never at DAG parse time.
 """
 
 from __future__ import annotations
@@ -27,11 +30,31 @@ PROFILE_NAME = "shopstream"
 TARGET_NAME = "airflow"
 
 
+class WarehouseProfileMapping(PostgresUserPasswordProfileMapping):
+    """Cosmos' PostgreSQL mapping plus the TLS file settings, with a fail-fast check of the connection."""
+
+    airflow_param_mapping = {
+        **PostgresUserPasswordProfileMapping.airflow_param_mapping,
+        "sslrootcert": "extra.sslrootcert",
+        "sslcert": "extra.sslcert",
+        "sslkey": "extra.sslkey",
+        "connect_timeout": "extra.connect_timeout",
+    }
+
+    @property
+    def conn(self):  # noqa: ANN201 - Airflow's Connection
+        if not self._conn:
+            from shopstream import config
+
+            config.task_preflight([self.conn_id])
+        return super().conn
+
+
 def profile_config(conn_id: str = WAREHOUSE_CONN_ID) -> ProfileConfig:
     return ProfileConfig(
         profile_name=PROFILE_NAME,
         target_name=TARGET_NAME,
-        profile_mapping=PostgresUserPasswordProfileMapping(
+        profile_mapping=WarehouseProfileMapping(
             conn_id=conn_id,
             # Every model sets its own schema (staging/silver/gold); this is dbt's fallback schema only.
             profile_args={"schema": "public", "threads": 1},

@@ -118,8 +118,10 @@ def dummyjson_client(conn_id: str = DUMMYJSON_CONN_ID) -> Any:
 
 def run_extract_task(base_topic: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """The body of the DAG's `publish_<topic>` task."""
+    from shopstream import config
     from shopstream.assets import KAFKA_TOPIC_ASSETS
 
+    config.task_preflight([DUMMYJSON_CONN_ID, KAFKA_CONN_ID], topics=True)
     hour = logical_hour(context)
     settings = settings_from_params(context.get("params"))
     name = topic_name(base_topic)
