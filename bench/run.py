@@ -49,7 +49,15 @@ def main() -> int:
         "benchmarks": results,
     }
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
+    latest = HERE / "results" / "latest.json"
+    if only and latest.exists():  # a partial run updates its own rows and keeps the other benchmarks' rows
+        ran = {p.name for p in modules}
+        try:
+            kept = [r for r in json.loads(latest.read_text()).get("benchmarks", []) if r.get("module") not in ran]
+        except (ValueError, AttributeError):
+            kept = []
+        out["benchmarks"] = kept + results
+    latest.write_text(json.dumps(out, indent=2) + "\n")
     print()
     print(f"{'benchmark':<44} {'figures':<60} ratios")
     for row in results:
