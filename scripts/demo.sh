@@ -24,7 +24,7 @@ run_dag() {
   fi
   info "airflow dags test $dag_id $RUN_AT"
   local log="$AIRFLOW_HOME/logs/demo-$dag_id.log"
-  if ! "$VENV/bin/airflow" dags test "$dag_id" "$RUN_AT" "$@" >"$log" 2>&1; then
+  if ! "$ROOT/scripts/airflow.sh" run dags test "$dag_id" "$RUN_AT" "$@" >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     die "$dag_id failed for $HOUR; full log: $log"
   fi

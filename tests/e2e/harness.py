@@ -43,6 +43,15 @@ def pipeline_env(topics: Mapping[str, str], dummyjson_url: str, kafka_bootstrap:
     return env
 
 
+def warehouse_env(params: Mapping[str, Any]) -> dict[str, str]:
+    """The PostgreSQL connections (dbt's warehouse_db, the loader's bronze_db, the analysts' analyst_db) for one
+    database, all logging in as the warehouse role: the single-role set-up of tests/conftest.py's
+    fresh_database (that role applies the bronze DDL and writes bronze itself)."""
+    conn = json.dumps({"conn_type": "postgres", "host": params["host"], "port": int(params["port"]),
+                       "schema": params["dbname"], "login": params["user"], "password": params["password"]})
+    return {var: conn for var in ("AIRFLOW_CONN_WAREHOUSE_DB", "AIRFLOW_CONN_BRONZE_DB", "AIRFLOW_CONN_ANALYST_DB")}
+
+
 def gold_checksums(conn) -> dict[str, tuple[int, str]]:
     """{gold table: (rows, md5 of every row in a canonical order)} over the spec's columns."""
     from tests.e2e.oracle import GOLD_COLUMNS
@@ -128,13 +137,24 @@ class AirflowError(AssertionError):
 
 
 class LiveAirflow:
-    """`airflow standalone` (scheduler, dag processor, triggerer, API server) started by scripts/airflow.sh with
-    its own AIRFLOW_HOME and port, driven through the REST API (token from POST /auth/token)."""
+    """A live Airflow started by scripts/airflow.sh (api-server, scheduler with the LocalExecutor, dag-processor,
+    triggerer; PostgreSQL metadata database in the project's cluster) with its own AIRFLOW_HOME, port, log-server
+    ports and metadata database, driven through the REST API (token from POST /auth/token). `stop()` stops the
+    processes and drops the metadata database."""
 
     def __init__(self, home: Path, env: Mapping[str, str], port: int | None = None):
         self.home = Path(home)
         self.port = port or free_port()
-        self.env = {**os.environ, **env, "AIRFLOW_HOME": str(self.home), "AIRFLOW_WEB_PORT": str(self.port)}
+        self.metadata_db = f"airflow_t_{os.getpid()}_{self.port}"
+        self.env = {**os.environ,
+                    # every process of this Airflow listens on ports of its own (a developer's `make airflow` or
+                    # another test run may hold the defaults)
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+                    **env, "AIRFLOW_HOME": str(self.home), "AIRFLOW_WEB_PORT": str(self.port),
+                    "AIRFLOW_METADATA_DB": self.metadata_db}
+        self.env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)  # scripts/airflow.sh sets it
         self.base = f"http://127.0.0.1:{self.port}"
         self._token: str | None = None
         self._session = None
@@ -144,16 +164,17 @@ class LiveAirflow:
         result = subprocess.run([str(ROOT / "scripts" / "airflow.sh"), *args], env=self.env,
                                 capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
-            log = self.home / "logs" / "standalone.log"
-            tail = log.read_text()[-4000:] if log.exists() else ""
-            raise AirflowError(f"scripts/airflow.sh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}\n{tail}")
+            tails = "".join(f"\n--- {log.name}\n{log.read_text()[-3000:]}"
+                            for log in sorted((self.home / "logs").glob("*.log")))
+            raise AirflowError(f"scripts/airflow.sh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}{tails}")
         return result.stdout + result.stderr
 
     def start(self) -> None:
         self._script("start", timeout=400)
 
     def stop(self) -> None:
-        self._script("stop", timeout=120)
+        """Stop every process and drop the metadata database (`scripts/airflow.sh drop-db` stops first)."""
+        self._script("drop-db", timeout=200)
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         return subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), *args], env=self.env, capture_output=True,
@@ -177,7 +198,7 @@ class LiveAirflow:
         return self._token
 
     def api(self, method: str, path: str, **kw) -> Any:
-        """One REST call; retried on an expired token and on 503 (SQLite metadata DB locked by the scheduler)."""
+        """One REST call; retried on an expired token and on 503 (the API server briefly unavailable)."""
         for attempt in range(10):
             r = self._http().request(method, f"{self.base}/api/v2{path}",
                                      headers={"Authorization": f"Bearer {self.token()}"}, timeout=60, **kw)

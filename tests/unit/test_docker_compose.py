@@ -54,6 +54,7 @@ ONE_SHOT = {"preflight", "kafka-init", "airflow-init"}
 NATIVE_ONLY_VARIABLES = {
     "KAFKA_START_TIMEOUT": "scripts/kafka.sh start-up wait; the kafka healthcheck plays that role here",
     "DUMMYJSON_START_TIMEOUT": "scripts/dummyjson.sh start-up wait; the dummyjson healthcheck plays that role here",
+    "AIRFLOW_METADATA_DB": "scripts/airflow.sh's metadata database name; compose has its own airflow database",
 }
 TOPICS = ["customers", "products", "orders", "events"]
 
