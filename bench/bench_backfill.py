@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -59,14 +58,6 @@ def _ts(value: str | None) -> datetime | None:
 def _admin_dsn() -> str:
     return (f"host={Path(os.environ['SHOPSTREAM_PG_ROOT']) / 'run'} port={os.environ['PGPORT']} user=postgres "
             f"dbname=postgres")
-
-
-def _current_hour() -> datetime:
-    now = datetime.now(UTC)
-    top = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    if top - now < timedelta(minutes=2):
-        time.sleep((top - now).total_seconds() + 2)
-    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _dbt_overhead(airflow, runs: list[dict]) -> dict:
@@ -118,10 +109,17 @@ def _wait_hour_reconciled(airflow, hour: str, since: set[str], timeout: float) -
 def run(quick: bool) -> list[dict]:
     _project_env()
     import psycopg
-    from confluent_kafka.admin import AdminClient, NewTopic
     from shopstream.dummyjson.server import DummyJSONServer, resolve_catalog
 
-    from tests.e2e.harness import BASES, LiveAirflow, iso, pipeline_env, warehouse_env
+    from tests.e2e.harness import (
+        LiveAirflow,
+        create_warehouse_and_topics,
+        current_hour,
+        drop_warehouse_and_topics,
+        iso,
+        pipeline_env,
+        warehouse_env,
+    )
 
     n_hours = int(os.environ.get("BENCH_BACKFILL_HOURS") or (6 if quick else 24))
     for script in ("postgres.sh", "kafka.sh"):
@@ -129,14 +127,8 @@ def run(quick: bool) -> list[dict]:
     bootstrap = os.environ["KAFKA_BOOTSTRAP"]
     server = DummyJSONServer(resolve_catalog(), port=0, rate_limit=None)
     url = server.start()
-    db = f"bench_bf_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}" OWNER "{os.environ["PGUSER"]}"')
-    topics = {b: f"{b}-bench-{uuid.uuid4().hex[:8]}" for b in BASES}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(t, num_partitions=int(os.environ.get("SHOPSTREAM_KAFKA_PARTITIONS", 3)),
-                                           replication_factor=1) for t in topics.values()]).values():
-        f.result(30)
+    db, topics, admin = create_warehouse_and_topics(_admin_dsn(), os.environ["PGUSER"], bootstrap, "bench_bf", "bench",
+                                                    int(os.environ.get("SHOPSTREAM_KAFKA_PARTITIONS", 3)))
     env = pipeline_env(topics, url, bootstrap)
     env.update(warehouse_env({"host": os.environ["PGHOST"], "port": os.environ["PGPORT"], "dbname": db,
                               "user": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}))
@@ -151,7 +143,7 @@ def run(quick: bool) -> list[dict]:
     try:
         airflow.wait_for_dags()
         figures["airflow_start_s"] = round(time.monotonic() - t, 1)
-        current = _current_hour()
+        current = current_hour(timedelta(minutes=2))
         last = current - timedelta(hours=1)
 
         # 1. the scheduler's own run of the last complete hour, into empty tables
@@ -208,13 +200,7 @@ def run(quick: bool) -> list[dict]:
             airflow.stop()
         finally:
             server.stop()
-            with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            for f in admin.delete_topics(list(topics.values())).values():
-                try:
-                    f.result(30)
-                except Exception:  # noqa: BLE001 - throwaway topics
-                    pass
+            drop_warehouse_and_topics(_admin_dsn(), db, admin, topics)
     per_hour = figures[f"backfill_{n_hours}h_s"] / n_hours
     return [{
         "name": f"live Airflow: one hour end to end; {n_hours}-hour backfill",

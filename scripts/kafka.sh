@@ -103,6 +103,8 @@ ensure_libs() {
 }
 
 # JVM options (as bin/kafka-run-class.sh sets them), plus our log4j2 config and log folder.
+# scripts/testsvc.py (PrivateKafka.java_cmd, server_properties) mirrors this launch and server.properties
+# for the tests' private brokers: keep both in step.
 read -r -a JAVA_OPTS <<<"$HEAP_OPTS"
 JAVA_OPTS+=(-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
   -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true

@@ -11,6 +11,7 @@ folder), own free port - and may stop, kill and restart it at will:
 
     kafka = PrivateKafka.create()            # KRaft single node from the jars scripts/kafka.sh resolved
     kafka.bootstrap; kafka.restart(); kafka.destroy()
+    PrivateKafka.create(listeners={"SASL_PLAINTEXT": None}, properties={...})  # extra listeners / settings
 
 Both are started the way the project scripts start the shared ones: PostgreSQL with the server binaries
 scripts/postgres.sh finds (PG_BINDIR, /usr/lib/postgresql/*/bin, `pg_config --bindir`), run as the `postgres`
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,6 +211,7 @@ class PrivateKafka:
     partitions: int = 3
     heap: str = "-Xms128m -Xmx384m"
     proc: subprocess.Popen | None = None
+    listener_ports: dict[str, int] = field(default_factory=dict)  # extra listeners: name -> port
 
     @property
     def bootstrap(self) -> str:
@@ -223,6 +226,8 @@ class PrivateKafka:
         return self.base / "logs"
 
     def java_cmd(self, main: str, *args: str) -> list[str]:
+        # The JVM launch of scripts/kafka.sh (its JAVA_OPTS, classpath .local/kafka/libs, log4j2 config): the
+        # source of these settings - keep both in step. The only Python place that builds a Kafka JVM command.
         opts = self.heap.split() + [
             "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
             "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
@@ -230,53 +235,80 @@ class PrivateKafka:
             f"-Dlog4j2.configurationFile={KAFKA_LOG4J2}", f"-Dkafka.logs.dir={self.logdir}"]
         return ["java", *opts, "-cp", f"{KAFKA_LIBS}/*", main, *args]
 
+    def server_properties(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """server.properties of this broker (scripts/kafka.sh's, with its own ports and folders): the PLAINTEXT
+        listener (start-up check, inter-broker), the controller, `listener_ports` (name = security protocol),
+        then `extra` (added or overriding)."""
+        listeners = {"PLAINTEXT": self.port, **self.listener_ports}
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": ",".join([*(f"{n}://127.0.0.1:{p}" for n, p in listeners.items()),
+                                   f"CONTROLLER://127.0.0.1:{self.controller_port}"]),
+            "advertised.listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in listeners.items()),
+            "listener.security.protocol.map": ",".join([*(f"{n}:{n}" for n in listeners), "CONTROLLER:PLAINTEXT"]),
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "log.dirs": str(self.base / "data"),
+            "num.partitions": str(self.partitions),
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "auto.create.topics.enable": "false",
+            "delete.topic.enable": "true",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "3",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+            "num.recovery.threads.per.data.dir": "1",
+            "background.threads": "2",
+            "log.message.timestamp.type": "CreateTime",
+            "log.message.timestamp.before.max.ms": "9223372036854775807",
+            "log.message.timestamp.after.max.ms": "9223372036854775807",
+            "log.retention.ms": "-1",
+            "log.retention.bytes": "-1",
+        }
+        props.update(extra or {})
+        return props
+
     @classmethod
-    def create(cls, partitions: int = 3) -> PrivateKafka:
+    def create(cls, partitions: int = 3, *, listeners: Mapping[str, int | None] | None = None,
+               properties: Mapping[str, str] | None = None,
+               prefix: str = "shopstream-testkafka-") -> PrivateKafka:
+        """Write server.properties, format the storage, start the broker.
+
+        listeners: extra listeners besides PLAINTEXT, name (= its security protocol, e.g. "SASL_PLAINTEXT") ->
+        port (None: a free one); their ports are in `listener_ports`. properties: server.properties entries
+        added or overriding the defaults (e.g. sasl.enabled.mechanisms, listener.name.<l>.<m>.sasl.jaas.config).
+        """
         if not (KAFKA_LIBS / ".resolved").exists():
             raise RuntimeError(f"{KAFKA_LIBS} missing: run scripts/kafka.sh start once (it resolves the jars)")
         port = free_port()
-        k = cls(private_dir("shopstream-testkafka-"), port, free_port({port}), partitions)
-        k.logdir.mkdir()
-        k.props.write_text(f"""# scripts/testsvc.py: a private single-node KRaft broker (see scripts/kafka.sh)
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{k.controller_port}
-listeners=PLAINTEXT://127.0.0.1:{k.port},CONTROLLER://127.0.0.1:{k.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{k.port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-log.dirs={k.base / "data"}
-num.partitions={partitions}
-default.replication.factor=1
-min.insync.replicas=1
-auto.create.topics.enable=false
-delete.topic.enable=true
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-num.network.threads=2
-num.io.threads=2
-num.recovery.threads.per.data.dir=1
-background.threads=2
-log.message.timestamp.type=CreateTime
-log.message.timestamp.before.max.ms=9223372036854775807
-log.message.timestamp.after.max.ms=9223372036854775807
-log.retention.ms=-1
-log.retention.bytes=-1
-""")
-        cid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
-        while cid.startswith("-"):
+        k = cls(private_dir(prefix), port, free_port({port}), partitions)
+        try:
+            taken = {k.port, k.controller_port}
+            for name, lport in (listeners or {}).items():
+                k.listener_ports[name] = lport or free_port(taken)
+                taken.add(k.listener_ports[name])
+            k.logdir.mkdir()
+            k.props.write_text("# scripts/testsvc.py: a private single-node KRaft broker (see scripts/kafka.sh)\n"
+                               + "".join(f"{key}={value}\n" for key, value in k.server_properties(properties).items()))
             cid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
-        fmt = subprocess.run(k.java_cmd(STORAGE_MAIN, "format", "--config", str(k.props), "--cluster-id", cid,
-                                        "--ignore-formatted"), capture_output=True, text=True, timeout=120)
-        if fmt.returncode != 0:
-            raise RuntimeError(f"formatting the private Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
-        k.start()
+            while cid.startswith("-"):
+                cid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+            fmt = subprocess.run(k.java_cmd(STORAGE_MAIN, "format", "--config", str(k.props), "--cluster-id", cid,
+                                            "--ignore-formatted"), capture_output=True, text=True, timeout=120)
+            if fmt.returncode != 0:
+                raise RuntimeError(f"formatting the private Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
+            k.start()
+        except BaseException:
+            k.destroy()
+            raise
         return k
 
     def start(self, timeout: float = 90) -> None:

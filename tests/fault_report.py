@@ -45,7 +45,7 @@ class FaultReport:
     def table(self) -> str:
         rows = [[str(getattr(c, col)) for col in COLUMNS] for c in self.cases]
         widths = [max([len(col)] + [len(r[i]) for r in rows]) for i, col in enumerate(COLUMNS)]
-        line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+        line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True)) + " |"  # noqa: E731
         out = [line(COLUMNS), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
         out += [line(r) for r in rows]
         bad = [c.case for c in self.cases if c.lost or c.duplicates]

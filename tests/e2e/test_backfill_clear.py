@@ -20,8 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
 
 import psycopg
@@ -30,10 +29,12 @@ from shopstream import faults
 
 from tests.e2e import oracle
 from tests.e2e.harness import (
-    BASES,
     DAG_IDS,
     ROOT,
     LiveAirflow,
+    create_warehouse_and_topics,
+    current_hour,
+    drop_warehouse_and_topics,
     gold_checksums,
     hours,
     pipeline_env,
@@ -77,36 +78,18 @@ def _admin_dsn() -> str:
     return f"host={pg_root}/run port={os.environ['PGPORT']} user=postgres dbname=postgres"
 
 
-def _current_hour() -> datetime:
-    """The current hour, at least a minute away from its end (the hour must not change during set-up)."""
-    now = datetime.now(UTC)
-    top = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    if top - now < timedelta(minutes=1):
-        time.sleep((top - now).total_seconds() + 2)
-    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-
-
 @pytest.fixture(scope="module")
 def live(postgres_service, kafka_bootstrap, dummyjson_api, tmp_path_factory):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    current = _current_hour()
+    current = current_hour(timedelta(minutes=1))
     # The six hours that end with the last complete one. The extract DAG is hourly with catchup=False: on
     # unpause the scheduler adds a run for the last complete hour - one of the backfilled runs, so it finds it
     # exists and skips it - and at the next top of the hour a run for the current hour (new data in the middle
     # of the comparison). A manual run with the current hour as logical date (it processes the hour before,
     # already backfilled: same data) takes that slot, so no scheduled run is created while the tests run.
     first = current - timedelta(hours=N_HOURS)
-    db = f"t_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}" OWNER "{postgres_service["user"]}"')
+    db, topics, admin = create_warehouse_and_topics(_admin_dsn(), postgres_service["user"], kafka_bootstrap,
+                                                    "t_e2e", "e2e")
     params = {**postgres_service, "dbname": db}
-    suffix = uuid.uuid4().hex[:8]
-    topics = {b: f"{b}-e2e-{suffix}" for b in BASES}
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for f in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1)
-                                  for t in topics.values()]).values():
-        f.result(30)
     faults_file = tmp_path_factory.mktemp("faults") / "faults.json"
     env = pipeline_env(topics, dummyjson_api.url, kafka_bootstrap)
     env.update(warehouse_env(params))
@@ -132,20 +115,7 @@ def live(postgres_service, kafka_bootstrap, dummyjson_api, tmp_path_factory):
         try:
             airflow.stop()
         finally:
-            _drop_test_resources(db, admin, topics)
-
-
-def _drop_test_resources(db: str, admin, topics: dict[str, str]) -> None:
-    """The warehouse database and topics of `live` (also when stopping Airflow failed)."""
-    try:
-        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    finally:
-        for f in admin.delete_topics(list(topics.values())).values():
-            try:
-                f.result(30)
-            except Exception:  # noqa: BLE001 - throwaway topics
-                pass
+            drop_warehouse_and_topics(_admin_dsn(), db, admin, topics)  # also when stopping Airflow failed
 
 
 def _reconciled(airflow: LiveAirflow, runs: list[dict]) -> set[str]:

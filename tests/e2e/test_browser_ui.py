@@ -14,14 +14,21 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.conftest import admin_dsn
-from tests.e2e.harness import BASES, DAG_IDS, ROOT, LiveAirflow, pipeline_env, warehouse_env
+from tests.e2e.harness import (
+    DAG_IDS,
+    ROOT,
+    LiveAirflow,
+    create_warehouse_and_topics,
+    drop_warehouse_and_topics,
+    pipeline_env,
+    warehouse_env,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.browser, pytest.mark.slow]
 
@@ -43,18 +50,9 @@ def _ensure_chromium() -> Path:
 
 @pytest.fixture(scope="module")
 def live_ui(postgres_service, kafka_bootstrap, dummyjson_api):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     chromium = _ensure_chromium()
-    db = f"t_ui_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}" OWNER "{postgres_service["user"]}"')
-    suffix = uuid.uuid4().hex[:8]
-    topics = {b: f"{b}-ui-{suffix}" for b in BASES}
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for f in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1)
-                                  for t in topics.values()]).values():
-        f.result(30)
+    db, topics, admin = create_warehouse_and_topics(admin_dsn(), postgres_service["user"], kafka_bootstrap, "t_ui",
+                                                    "ui")
     env = pipeline_env(topics, dummyjson_api.url, kafka_bootstrap)
     env.update(warehouse_env({**postgres_service, "dbname": db}))
     env.update({
@@ -72,13 +70,7 @@ def live_ui(postgres_service, kafka_bootstrap, dummyjson_api):
         yield airflow, chromium, db
     finally:
         airflow.stop()
-        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        for f in admin.delete_topics(list(topics.values())).values():
-            try:
-                f.result(30)
-            except Exception:  # noqa: BLE001 - throwaway topics
-                pass
+        drop_warehouse_and_topics(admin_dsn(), db, admin, topics)
 
 
 def test_login_see_dags_trigger_and_screenshot_a_green_grid(live_ui, postgres_service):

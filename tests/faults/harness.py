@@ -30,12 +30,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from shopstream.bronze.loader import list_partitions
+from shopstream.dbt.runner import QUIET_ENV, env_for, patched_env
 from shopstream.dbt.warehouse import SPEC_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +53,24 @@ QUARANTINE_COLUMNS = ("source_table", "record_key", "reason", "status", "topic",
 
 def conninfo(params: Mapping[str, Any]) -> str:
     return psycopg.conninfo.make_conninfo(**{k: params[k] for k in ("host", "port", "user", "password", "dbname")})
+
+
+def topic_vars(topics: Mapping[str, str]) -> dict[str, str]:
+    """SHOPSTREAM_TOPIC_<BASE> = topic: how dbt's models (as in the DAGs) learn renamed topics' names."""
+    return {f"SHOPSTREAM_TOPIC_{base.upper()}": name for base, name in topics.items()}
+
+
+def topic_env(topics: Mapping[str, str]) -> AbstractContextManager[None]:
+    """dbt reads the renamed topics through SHOPSTREAM_TOPIC_<NAME> (set only while it runs, as the dbt runner
+    sets PG*)."""
+    return patched_env(topic_vars(topics))
+
+
+def assert_build_passed(run) -> None:
+    """An in-process `dbt build` (shopstream.dbt.runner.DbtRun) passed every node, data tests included."""
+    bad = [(r["unique_id"], r["status"], r["message"]) for r in run.results if r["status"] not in ("success", "pass")]
+    assert run.success and not bad, bad
+    assert sum(r["unique_id"].startswith("test.") for r in run.results) >= 40, "data tests did not run"
 
 
 def base_env() -> dict[str, str]:
@@ -84,11 +104,9 @@ class Pipeline:
 
     def env(self) -> dict[str, str]:
         e = base_env()
-        e.update({f"SHOPSTREAM_TOPIC_{b.upper()}": t for b, t in self.topics.items()})
-        e.update({"PGHOST": str(self.params["host"]), "PGPORT": str(self.params["port"]),
-                  "PGUSER": self.params["user"], "PGPASSWORD": self.params["password"],
-                  "PGDATABASE": self.params["dbname"], "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-                  "DO_NOT_TRACK": "1"})
+        e.update(topic_vars(self.topics))
+        e.update(env_for(self.params))  # PG* for dbt's profile, as the in-process runner sets them
+        e.update(QUIET_ENV)
         return e
 
     def base_of(self, topic: str) -> str:

@@ -17,12 +17,9 @@ runs against the local DummyJSON server with deterministic fault injection and t
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -43,6 +40,7 @@ from shopstream.dummyjson.server import DummyJSONServer
 from shopstream.extract.messages import RESOURCES, Snapshot, build_messages
 from shopstream.extract.tasks import extract_topic
 
+from tests.faults.harness import assert_build_passed, topic_env
 from tests.fixtures.bronze_fixtures import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -127,27 +125,6 @@ def high_watermarks(bootstrap: str, topic: str) -> int:
         return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in parts)
     finally:
         consumer.close()
-
-
-@contextmanager
-def topic_env(topics: dict[str, str]) -> Iterator[None]:
-    names = {f"SHOPSTREAM_TOPIC_{base.upper()}": name for base, name in topics.items()}
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update(names)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def assert_build_passed(run) -> None:
-    bad = [(r["unique_id"], r["status"], r["message"]) for r in run.results if r["status"] not in ("success", "pass")]
-    assert run.success and not bad, bad
-    assert sum(r["unique_id"].startswith("test.") for r in run.results) >= 40, "data tests did not run"
 
 
 # ------------------------------------------------------------------------------------------ transient faults

@@ -23,11 +23,8 @@ with its reason; "duplicates" are extra copies of one Kafka coordinate in bronze
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,6 +37,7 @@ from shopstream.bronze import poison
 from shopstream.bronze.loader import BronzeLoader, LoaderSettings
 
 from tests.conftest import admin_dsn
+from tests.faults.harness import assert_build_passed, topic_env
 from tests.fixtures.bronze_fixtures import (
     Warehouse,
     base_hour,
@@ -361,29 +359,6 @@ def produce(bootstrap: str, topics: dict[str, str], messages: list[Msg]) -> None
     assert all(m.offset >= 0 for m in messages)
 
 
-@contextmanager
-def topic_env(topics: dict[str, str]) -> Iterator[None]:
-    """dbt reads the renamed topics through SHOPSTREAM_TOPIC_<NAME> (only while it runs)."""
-    names = {f"SHOPSTREAM_TOPIC_{base.upper()}": name for base, name in topics.items()}
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update(names)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def assert_build_passed(run) -> None:
-    bad = [(r["unique_id"], r["status"], r["message"]) for r in run.results if r["status"] not in ("success", "pass")]
-    assert run.success and not bad, bad
-    assert sum(r["unique_id"].startswith("test.") for r in run.results) >= 40, "data tests did not run"
-    assert any(r["unique_id"].startswith("model.shopstream.agg_orders_daily") for r in run.results)
-
-
 @dataclass
 class Scenario:
     wh: Warehouse
@@ -431,6 +406,7 @@ def scenario(postgres_service, kafka_bootstrap, tmp_path_factory):
         with topic_env(topics):
             run = wh.build()
         assert_build_passed(run)
+        assert any(r["unique_id"].startswith("model.shopstream.agg_orders_daily") for r in run.results)
         return run
 
     def quarantine_by_bronze_id():

@@ -124,54 +124,21 @@ def test_dbt_profile_connects_over_tls(tls_cluster, monkeypatch):
 def sasl_broker():
     """A private single-node broker (scripts/testsvc.py's) with a second listener, SASL_PLAINTEXT + PLAIN, and one
     user whose password is generated here. The PLAINTEXT listener is only for the helper's start-up check."""
-    import base64
     import secrets as pysecrets
 
     from scripts import testsvc
 
     password = pysecrets.token_urlsafe(16)
-    port = testsvc.free_port()
-    k = testsvc.PrivateKafka(testsvc.private_dir("shopstream-sasl-"), port, testsvc.free_port({port}))
-    sasl_port = testsvc.free_port({k.port, k.controller_port})
-    k.logdir.mkdir()
     jaas = f'org.apache.kafka.common.security.plain.PlainLoginModule required user_shop="{password}";'
-    k.props.write_text(f"""process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{k.controller_port}
-listeners=PLAINTEXT://127.0.0.1:{k.port},SASL_PLAINTEXT://127.0.0.1:{sasl_port},CONTROLLER://127.0.0.1:{k.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{k.port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-sasl.enabled.mechanisms=PLAIN
-listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}
-log.dirs={k.base / "data"}
-num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-num.network.threads=2
-num.io.threads=2
-background.threads=2
-""")
-    cid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode().replace("-", "A")
-    fmt = subprocess.run(k.java_cmd(testsvc.STORAGE_MAIN, "format", "--config", str(k.props), "--cluster-id", cid,
-                                    "--ignore-formatted"), capture_output=True, text=True, timeout=120)
-    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    k = testsvc.PrivateKafka.create(partitions=1, listeners={"SASL_PLAINTEXT": None}, prefix="shopstream-sasl-",
+                                    properties={"sasl.enabled.mechanisms": "PLAIN",
+                                                "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+                                                "offsets.topic.num.partitions": "1"})
     try:
-        k.start()
         k.create_topics(["sasl-check"], partitions=1)
-        yield f"127.0.0.1:{sasl_port}", password
+        yield f"127.0.0.1:{k.listener_ports['SASL_PLAINTEXT']}", password
     finally:
-        k.kill()
-        shutil.rmtree(k.base, ignore_errors=True)
+        k.destroy()
 
 
 def kafka_conn(bootstrap: str, password: str) -> str:
