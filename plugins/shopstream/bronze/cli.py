@@ -19,6 +19,7 @@ import sys
 
 from shopstream.bronze.loader import DEFAULT_GROUP, BronzeLoader, LoaderSettings, LoaderStalled
 from shopstream.bronze.planning import parse_tps
+from shopstream.cli import kafka_config, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,13 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = json.loads(args.kafka_config)
-    if args.bootstrap:
-        config["bootstrap.servers"] = args.bootstrap
-    if not config.get("bootstrap.servers"):
-        ap.error("--bootstrap (or $KAFKA_BOOTSTRAP) is required")
+    setup_logging(args.log_level)
+    config = kafka_config(ap, args)
     settings = LoaderSettings(
         consumer_group=args.group, batch_max_messages=args.batch_size, batch_max_seconds=args.batch_seconds,
         max_messages=args.max_messages, max_seconds=args.max_seconds, max_value_bytes=args.max_value_bytes,

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
+from shopstream.cli import kafka_config, setup_logging
 from shopstream.extract.derive import (
     DEFAULT_EVENTS_PER_HOUR,
     DEFAULT_ORDER_RATE,
@@ -54,13 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = json.loads(args.kafka_config)
-    if args.bootstrap:
-        config["bootstrap.servers"] = args.bootstrap
-    if not config.get("bootstrap.servers"):
-        ap.error("--bootstrap (or $KAFKA_BOOTSTRAP) is required")
+    setup_logging(args.log_level)
+    config = kafka_config(ap, args)
     if not args.dummyjson_url:
         ap.error("--dummyjson-url (or $AIRFLOW_CONN_DUMMYJSON_API) is required")
     bases = [t for t in args.topics.split(",") if t]
