@@ -1,8 +1,10 @@
-"""shopstream_dbt through Airflow itself (`dag.test()`, Cosmos, ExecutionMode.LOCAL with dbtRunner).
+"""shopstream_dbt through Airflow itself (`dag.test()`, Cosmos, one shared `dbt build` + one task per model).
 
 A silver test fails on purpose (a mostly-garbage batch of orders trips the reject-rate circuit breaker on
-staging.stg_orders): the models downstream of it - silver orders/order_items and all of gold - must end
-upstream_failed and the GOLD asset must not be emitted. Then the data is fixed (the producer re-sends the
+staging.stg_orders): the stg_orders task fails (the shared build recorded the failed test, the task built the
+model alone and the test failed again), the models downstream of it - silver orders/order_items and the gold
+models that read them - must end upstream_failed and the GOLD asset must not be emitted, while the models of the
+independent branches succeed from the shared build's result. Then the data is fixed (the producer re-sends the
 orders with a valid status), the run is cleared and run again, and it completes with the right gold.
 """
 
@@ -93,19 +95,22 @@ def test_failing_silver_test_blocks_gold_until_the_data_is_fixed(airflow_db, fre
         failed = dag.test(logical_date=logical_date, mark_success_pattern=r"^reconcile$")
         states = _states(failed)
         assert states["__run__"] == "failed", states
-        assert states["silver.stg_orders.run"] == "success"
-        assert states["silver.stg_orders.test"] == "failed"  # the reject-rate gate
+        # the shared build ran and recorded which models passed; a failed model does not fail it
+        assert states["dbt_build"] == "success"
+        assert states["silver.stg_orders_model_build"] == "failed"  # the reject-rate gate
         # downstream of the failing test: nothing ran
-        for task_id in ("silver.orders.run", "silver.order_items.run", "gold.fct_orders.run",
-                        "gold.fct_order_items.run", "gold.agg_orders_daily.run", "gold.dim_customers.run",
-                        "gold.agg_events_daily.run", "publish_gold"):
+        for task_id in ("silver.orders_model_build", "silver.order_items_model_build", "gold.fct_orders_model_build",
+                        "gold.fct_order_items_model_build", "gold.agg_orders_daily_model_build", "publish_gold"):
             assert states[task_id] == "upstream_failed", (task_id, states[task_id])
-        # the independent branch did run
-        assert states["silver.customers.test"] == "success" and states["silver.events.test"] == "success"
+        # the independent branches did run (gold models that read no orders too)
+        for task_id in ("silver.customers_model_build", "silver.events_model_build", "gold.dim_customers_model_build",
+                        "gold.agg_events_daily_model_build"):
+            assert states[task_id] == "success", (task_id, states[task_id])
         # the quarantine view is refreshed even so (trigger_rule all_done), to show what was rejected
-        assert states["silver.quarantine.run"] == "success"
+        assert states["silver.quarantine_model_build"] == "success"
         assert _gold_asset_events(failed) == 0
-        assert wh.scalar("select count(*) from information_schema.tables where table_schema = 'gold'") == 0
+        assert wh.scalar("select count(*) from information_schema.tables where table_schema = 'gold' "
+                         "and table_name in ('fct_orders', 'fct_order_items', 'agg_orders_daily')") == 0
         assert wh.scalar("select count(*) from silver.quarantine where reason = 'invalid_status'") == 30
 
         # Fix the data: the producer re-sends the 30 orders with a valid status. Clear and re-run the run.

@@ -56,6 +56,7 @@ def test_parses_well_under_a_second_without_dbt_or_connections(monkeypatch):
 
 def test_identity_schedule_and_defaults(dag):
     from shopstream.assets import BRONZE_RAW_EVENTS
+    from shopstream.dbt.build_once import BUILD_TASK_ID
 
     assert dag.dag_id == "shopstream_dbt"
     assert dag.max_active_runs == 1 and dag.catchup is False
@@ -63,48 +64,76 @@ def test_identity_schedule_and_defaults(dag):
     assert [a.name for a in dag.timetable.asset_condition.objects] == [BRONZE_RAW_EVENTS.name]
     for t in dag.tasks:
         assert t.owner == "shopstream", t.task_id
+        if t.task_id == BUILD_TASK_ID:  # a failed model is retried by its own task, not by the whole build
+            assert t.retries == 0
+            continue
         assert t.retries >= 2 and t.retry_delay.total_seconds() > 0, t.task_id
         assert t.retry_exponential_backoff > 1, t.task_id  # a multiplier in Airflow 3.3
 
 
-def test_silver_and_gold_groups_one_run_and_test_task_per_model(dag):
+def _models():
     from shopstream.dbt.paths import MANIFEST_PATH
 
-    groups = dag.task_group.children
-    assert {"silver", "gold", "publish_gold"} <= set(groups)
     manifest = json.loads(MANIFEST_PATH.read_text())
-    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    for name, node in models.items():
-        group = "gold" if "gold" in node["tags"] else "silver"
-        assert f"{group}.{name}.run" in dag.task_ids, name
-        assert f"{group}.{name}.test" in dag.task_ids, name  # TestBehavior.AFTER_EACH
+    return manifest, {n["unique_id"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
 
 
-def test_tests_gate_downstream_models(dag):
-    # a model's run waits for its upstream models' tests
-    assert "silver.customers.test" in dag.get_task("silver.orders.run").upstream_task_ids
-    assert "silver.stg_orders.test" in dag.get_task("silver.orders.run").upstream_task_ids
-    assert "gold.fct_orders.test" in dag.get_task("gold.agg_orders_daily.run").upstream_task_ids
-    # gold waits for every silver task (group dependency)
-    silver = {t for t in dag.task_ids if t.startswith("silver.")}
-    for task_id in dag.task_ids:
-        if task_id.startswith("gold."):
-            assert silver <= dag.get_task(task_id).get_flat_relative_ids(upstream=True), task_id
-    # relationships tests run on their own once both parents are built and tested
-    rel = dag.get_task("silver.relationships_orders_customer_id__customer_id__ref_customers__test")
-    assert {"silver.orders.test", "silver.customers.test"} <= rel.upstream_task_ids
+def _task_id(node) -> str:
+    return f"{'gold' if 'gold' in node['tags'] else 'silver'}.{node['name']}_model_build"
 
 
-def test_local_execution_with_dbt_runner(dag):
+def test_one_shared_build_then_one_task_per_model(dag):
+    from shopstream.dbt.build_once import BUILD_TASK_ID
+
+    groups = dag.task_group.children
+    assert {"silver", "gold", "publish_gold", BUILD_TASK_ID} <= set(groups)
+    _, models = _models()
+    model_tasks = {t for t in dag.task_ids if t.startswith(("silver.", "gold."))}
+    assert model_tasks == {_task_id(n) for n in models.values()}  # TestBehavior.BUILD: no test tasks
+    build = dag.get_task(BUILD_TASK_ID)
+    assert build.select == ["tag:silver", "tag:gold"] and not build.upstream_task_ids
+    # every model task runs after the shared build, even when the build failed outright
+    roots = [t for t in model_tasks if not dag.get_task(t).upstream_task_ids - {BUILD_TASK_ID}]
+    assert roots and all(dag.get_task(t).upstream_task_ids == {BUILD_TASK_ID} for t in roots)
+    assert all(dag.get_task(t).trigger_rule == "all_done" for t in roots)
+
+
+def test_model_tasks_follow_the_dbt_graph_across_groups(dag):
+    _, models = _models()
+    for node in models.values():
+        parents = {_task_id(models[p]) for p in node["depends_on"]["nodes"] if p in models}
+        assert parents <= dag.get_task(_task_id(node)).upstream_task_ids, node["name"]
+    # gold waits for the silver models it reads, not for the whole silver group
+    assert "silver.orders_model_build" not in dag.get_task("gold.dim_customers_model_build").upstream_task_ids
+    assert "silver.customers_model_build" in dag.get_task("gold.dim_customers_model_build").upstream_task_ids
+
+
+def test_relationships_tests_gate_the_child_model(dag):
+    from shopstream.dbt.build_once import gating_tests
+
+    manifest, models = _models()
+    orders = next(m for m, n in models.items() if n["name"] == "orders" and "silver" in n["tags"])
+    customers = next(m for m, n in models.items() if n["name"] == "customers" and "silver" in n["tags"])
+    rel = [t for t in gating_tests(manifest, orders) if t.startswith("test.") and "relationships" in t]
+    assert any("customer_id" in t for t in rel), rel  # orders.customer_id -> customers: gates orders ...
+    assert not any(t in gating_tests(manifest, customers) for t in rel)  # ... not customers
+    assert dag.get_task("silver.orders_model_build").indirect_selection == "buildable"
+
+
+def test_model_tasks_are_cosmos_build_operators_with_dbt_runner(dag):
     from cosmos.constants import InvocationMode
-    from cosmos.operators.local import DbtRunLocalOperator, DbtTestLocalOperator
+    from cosmos.operators.local import DbtBuildLocalOperator
+    from shopstream.dbt.build_once import DbtBuildOnceOperator, DbtModelBuildOperator
 
-    run = dag.get_task("silver.orders.run")
-    test = dag.get_task("silver.orders.test")
-    assert isinstance(run, DbtRunLocalOperator) and isinstance(test, DbtTestLocalOperator)
-    assert run.invocation_mode == InvocationMode.DBT_RUNNER
-    assert run.profile_config.profile_mapping.conn_id == "warehouse_db"
-    assert run.install_deps is False
+    task = dag.get_task("silver.orders_model_build")
+    assert isinstance(task, DbtModelBuildOperator) and isinstance(task, DbtBuildLocalOperator)
+    assert task.model_unique_id == "model.shopstream.orders"
+    assert task.select == "fqn:shopstream.silver.orders"
+    assert isinstance(dag.get_task("dbt_build"), DbtBuildOnceOperator)
+    for t in (task, dag.get_task("dbt_build")):
+        assert t.invocation_mode == InvocationMode.DBT_RUNNER
+        assert t.profile_config.profile_mapping.conn_id == "warehouse_db"
+        assert t.install_deps is False
 
 
 def test_gold_asset_is_emitted_last(dag):
@@ -116,4 +145,4 @@ def test_gold_asset_is_emitted_last(dag):
     assert gold <= publish.get_flat_relative_ids(upstream=True)
     assert not publish.downstream_task_ids
     # the quarantine view is refreshed even when a staging test failed
-    assert dag.get_task("silver.quarantine.run").trigger_rule == "all_done"
+    assert dag.get_task("silver.quarantine_model_build").trigger_rule == "all_done"

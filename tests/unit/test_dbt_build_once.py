@@ -1,0 +1,86 @@
+"""shopstream.dbt.build_once: which tests gate a model, what the shared build recorded, and when a model task may
+take that record instead of building its model (pure logic; the DAG runs are in tests/integration and tests/e2e)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from shopstream.dbt.build_once import PASSED, accepts, gating_tests, model_outcomes, read_outcomes
+
+# a -> b -> c, plus a relationships test on (c, a) and one on (b, c) (b points at its own downstream: odd, but
+# it must then gate c, the parent built last)
+MANIFEST = {
+    "parent_map": {
+        "model.p.a": ["source.p.raw.x"],
+        "model.p.b": ["model.p.a"],
+        "model.p.c": ["model.p.b"],
+        "test.p.not_null_a_id": ["model.p.a"],
+        "test.p.unique_b_id": ["model.p.b"],
+        "test.p.relationships_c_a": ["model.p.c", "model.p.a"],
+        "test.p.relationships_b_c": ["model.p.b", "model.p.c"],
+        "source.p.raw.x": [],
+    },
+    "unit_tests": {"unit_test.p.b.u1": {"depends_on": {"nodes": ["model.p.b"]}}},
+}
+
+
+def _results(**status):
+    return {"results": [{"unique_id": k.replace("__", "."), "status": v} for k, v in status.items()]}
+
+
+def test_gating_tests_give_a_multi_parent_test_to_the_parent_built_last():
+    assert gating_tests(MANIFEST, "model.p.a") == ["test.p.not_null_a_id"]
+    assert gating_tests(MANIFEST, "model.p.b") == ["test.p.unique_b_id", "unit_test.p.b.u1"]
+    assert gating_tests(MANIFEST, "model.p.c") == ["test.p.relationships_b_c", "test.p.relationships_c_a"]
+
+
+def test_outcomes_pass_only_with_the_model_and_all_its_gating_tests():
+    statuses = {"model__p__a": "success", "test__p__not_null_a_id": "pass",
+                "model__p__b": "success", "test__p__unique_b_id": "warn", "unit_test__p__b__u1": "pass",
+                "model__p__c": "success", "test__p__relationships_c_a": "fail"}
+    outcomes = model_outcomes(MANIFEST, _results(**statuses))
+    assert outcomes["model.p.a"] == PASSED and outcomes["model.p.b"] == PASSED  # warn does not block (dbt's rule)
+    assert outcomes["model.p.c"].startswith("tests not passed")
+    assert "relationships_c_a fail" in outcomes["model.p.c"] and "relationships_b_c not run" in outcomes["model.p.c"]
+
+
+@pytest.mark.parametrize("status", ["error", "skipped"])
+def test_a_model_that_did_not_succeed_is_not_passed(status):
+    outcomes = model_outcomes(MANIFEST, _results(model__p__a=status, test__p__not_null_a_id="skipped"))
+    assert outcomes == {"model.p.a": f"model {status}"}
+
+
+def test_read_outcomes_from_a_target_folder(tmp_path):
+    assert read_outcomes(tmp_path) == {}  # dbt wrote nothing: no record
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "manifest.json").write_text(json.dumps(MANIFEST))
+    (tmp_path / "target" / "run_results.json").write_text(json.dumps(_results(model__p__a="success",
+                                                                              test__p__not_null_a_id="pass")))
+    assert read_outcomes(tmp_path) == {"model.p.a": PASSED}
+
+
+RECORD = {"clear_number": 0, "try_number": 1, "models": {"model.p.a": PASSED, "model.p.b": "model error"}}
+
+
+def test_first_try_of_the_same_clear_takes_a_passed_model():
+    ok, why = accepts(RECORD, "model.p.a", clear_number=0, try_number=1)
+    assert ok, why
+
+
+@pytest.mark.parametrize(("record", "model", "clear_number", "try_number", "because"), [
+    (None, "model.p.a", 0, 1, "left no record"),
+    (RECORD, "model.p.a", 1, 2, "cleared after the shared dbt build"),  # cleared alone (or with downstream)
+    (RECORD, "model.p.a", 0, 2, "try 2"),  # an automatic retry: the shared result did not do
+    (RECORD, "model.p.b", 0, 1, "model error"),
+    (RECORD, "model.p.c", 0, 1, "did not run this model"),
+])
+def test_otherwise_the_task_builds_its_model_and_says_why(record, model, clear_number, try_number, because):
+    ok, why = accepts(record, model, clear_number=clear_number, try_number=try_number)
+    assert not ok and because in why, why
+
+
+def test_clearing_the_whole_run_reuses_the_new_shared_build():
+    # everything cleared: the build ran again as try 2 in clear 1; the model task is in try 2 of clear 1 too
+    record = {**RECORD, "clear_number": 1, "try_number": 2}
+    assert accepts(record, "model.p.a", clear_number=1, try_number=2)[0]
