@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from shopstream.dummyjson.catalog import has_snapshot, load_snapshot, snapshot_dir
 from shopstream.dummyjson.client import DummyJSONClient
 from shopstream.dummyjson.server import DummyJSONServer
-from shopstream.extract.messages import TOPICS, Snapshot, build_messages, hour_bounds_ms
+from shopstream.extract.messages import RESOURCES, TOPICS, Snapshot, build_messages, hour_bounds_ms
 from shopstream.extract.tasks import extract_topic
 
 pytestmark = pytest.mark.integration
@@ -162,7 +162,7 @@ def airflow_db():
 
 
 @pytest.mark.airflow
-def test_dag_runs_through_airflow(airflow_db, dummyjson_url, kafka_bootstrap, unique_topics, monkeypatch):
+def test_dag_runs_through_airflow(airflow_db, dummyjson_url, kafka_bootstrap, unique_topics, catalog, monkeypatch):
     names = unique_topics(*TOPICS)
     host, port = dummyjson_url.removeprefix("http://").rsplit(":", 1)
     monkeypatch.setenv("AIRFLOW_CONN_DUMMYJSON_API",
@@ -184,10 +184,9 @@ def test_dag_runs_through_airflow(airflow_db, dummyjson_url, kafka_bootstrap, un
     with create_session() as session:
         dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == dr.run_id))
         tis = {ti.task_id: ti for ti in dr.get_task_instances(session=session)}
-        assert {k: v.state for k, v in tis.items()} == {
-            f"publish_{t}": TaskInstanceState.SUCCESS for t in TOPICS}, {k: v.state for k, v in tis.items()}
+        assert {k: v.state for k, v in tis.items()} == {"publish_hour": TaskInstanceState.SUCCESS}
         assert dr.state == DagRunState.SUCCESS
-        results = {t: tis[f"publish_{t}"].xcom_pull(task_ids=f"publish_{t}", session=session) for t in TOPICS}
+        results = tis["publish_hour"].xcom_pull(task_ids="publish_hour", session=session)
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dr.run_id)).all()
         extras = {e.asset.name: e.extra for e in events}
     assert set(extras) == {f"shopstream.kafka.{t}" for t in TOPICS}
@@ -195,7 +194,7 @@ def test_dag_runs_through_airflow(airflow_db, dummyjson_url, kafka_bootstrap, un
         assert extras[f"shopstream.kafka.{t}"]["logical_hour"] == "2025-06-01T13:00:00Z"
         assert extras[f"shopstream.kafka.{t}"]["topic"] == names[t]
         assert results[t]["logical_hour"] == "2025-06-01T13:00:00Z"
-        assert results[t]["requests"] == EXPECTED_REQUESTS[t]
+        assert results[t]["fetched"] == {r: len(getattr(catalog, r)) for r in RESOURCES[t]}
         records = read_topic(kafka_bootstrap, names[t])
         assert len(records) == results[t]["published"] == extras[f"shopstream.kafka.{t}"]["messages"] > 0
         assert {dict(r.headers)["logical_hour"] for r in records} == {b"2025-06-01T13:00:00Z"}

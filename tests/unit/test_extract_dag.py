@@ -12,7 +12,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "shopstream_extract.py"
-TASKS = ("publish_customers", "publish_products", "publish_orders", "publish_events")
 
 
 def _load_module(name: str):
@@ -64,19 +63,16 @@ def test_identity_schedule_and_defaults(dag):
     assert set(dag.params.keys()) == {"seed", "order_rate", "events_per_hour"}
 
 
-def test_tasks_outlets_and_retries(dag):
+def test_one_task_per_hour_updates_every_topic_asset(dag):
     from shopstream.assets import KAFKA_TOPIC_ASSETS
 
-    assert set(dag.task_ids) == set(TASKS)
-    for task_id in TASKS:
-        t = dag.get_task(task_id)
-        topic = task_id.removeprefix("publish_")
-        assert t.outlets == [KAFKA_TOPIC_ASSETS[topic]]
-        assert t.upstream_task_ids == set() and t.downstream_task_ids == set()  # independent retries
-        assert t.owner == "shopstream"
-        assert t.retries >= 2
-        assert t.retry_delay >= timedelta(seconds=10)
-        assert t.retry_exponential_backoff > 1
+    assert dag.task_ids == ["publish_hour"]
+    t = dag.get_task("publish_hour")
+    assert t.outlets == list(KAFKA_TOPIC_ASSETS.values())
+    assert t.owner == "shopstream"
+    assert t.retries >= 2
+    assert t.retry_delay >= timedelta(seconds=10)
+    assert t.retry_exponential_backoff > 1
 
 
 def test_scheduled_run_processes_the_previous_hour(dag):

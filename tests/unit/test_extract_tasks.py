@@ -53,6 +53,8 @@ def sent(monkeypatch):
         return PublishResult(published=len(messages), per_topic={}, seconds=0.01)
 
     monkeypatch.setattr(tasks, "publish", fake_publish)
+    monkeypatch.setattr(tasks, "open_producer", lambda config: ("producer", config))
+    monkeypatch.setattr(tasks, "close_producer", lambda producer: None)
     return out
 
 
@@ -90,6 +92,39 @@ def test_run_extract_task_uses_the_run_hour_env_topic_and_sets_the_asset_extra(c
     assert outlets[KAFKA_TOPIC_ASSETS["orders"]].extra == {
         "logical_hour": "2026-11-27T13:00:00Z", "topic": "orders-abc", "messages": len(messages)}
     assert counts["published"] == len(messages) and client.closed
+
+
+def test_extract_hour_fetches_each_resource_once_and_publishes_every_topic(catalog, sent):
+    client = FakeClient(catalog)
+    results = tasks.extract_hour(H13, client, {"bootstrap.servers": "b"}, topics={t: f"{t}-x" for t in TOPICS})
+    assert sorted(client.fetched) == ["carts", "products", "users"]  # 8 requests, not 16 as four tasks made
+    assert client.stats["requests"] == 8
+    assert list(results) == list(TOPICS)  # published in this order: customers first, events last
+    for (messages, _), topic in zip(sent, TOPICS, strict=True):
+        assert {m.topic for m in messages} == {f"{topic}-x"}
+        assert results[topic]["published"] == len(messages) > 0
+        assert results[topic]["fetched"] == {r: len(catalog[r]) for r in tasks.RESOURCES[topic]}
+    # the same messages as four separate single-topic extracts (the hour is deterministic either way)
+    for topic in TOPICS:
+        tasks.extract_topic(topic, H13, FakeClient(catalog), {}, topic=f"{topic}-x")
+        alone = sent[-1][0]
+        assert [m.value for m in alone] == [m.value for m in sent[TOPICS.index(topic)][0]]
+
+
+def test_run_extract_hour_task_sets_one_asset_event_per_topic(catalog, sent, monkeypatch):
+    client = FakeClient(catalog)
+    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
+    monkeypatch.setattr(tasks, "producer_config_from_airflow", lambda conn_id: {"bootstrap.servers": conn_id})
+    monkeypatch.setenv("SHOPSTREAM_TOPIC_EVENTS", "events-abc")
+    outlets = defaultdict(Outlet)
+    context = {"data_interval_start": pendulum.datetime(2026, 11, 27, 13, tz="UTC"),
+               "logical_date": pendulum.datetime(2026, 11, 27, 14, tz="UTC"), "outlet_events": outlets}
+    results = tasks.run_extract_hour_task(context)
+    assert set(results) == set(TOPICS) and client.closed
+    for topic in TOPICS:
+        name = "events-abc" if topic == "events" else topic
+        assert outlets[KAFKA_TOPIC_ASSETS[topic]].extra == {
+            "logical_hour": "2026-11-27T13:00:00Z", "topic": name, "messages": results[topic]["published"]}
 
 
 def test_run_extract_task_without_a_date_fails_before_fetching(catalog, sent, monkeypatch):

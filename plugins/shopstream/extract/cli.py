@@ -4,7 +4,7 @@
         [--topics customers,products,orders,events] [--bootstrap 127.0.0.1:59092] \\
         [--dummyjson-url http://127.0.0.1:58080] [--events-per-hour 300] [--order-rate 0.09] [--seed ...]
 
-The same core as the DAG's publish tasks (`shopstream.extract.tasks.extract_topic`), without Airflow: used by
+The same core as the DAG's `publish_hour` task (`shopstream.extract.tasks.extract_hour`), without Airflow: used by
 the fault suite to run (and kill -9) a real extract process, and by hand. Topic names follow the tasks:
 `$SHOPSTREAM_TOPIC_<NAME>` renames a base topic. --bootstrap defaults to $KAFKA_BOOTSTRAP, --dummyjson-url to
 the `AIRFLOW_CONN_DUMMYJSON_API` connection. A fault spec in $SHOPSTREAM_FAULTS_FILE applies as in the DAG.
@@ -26,7 +26,7 @@ from shopstream.extract.derive import (
     DeriveSettings,
 )
 from shopstream.extract.messages import TOPICS
-from shopstream.extract.tasks import extract_topic, topic_name
+from shopstream.extract.tasks import extract_hour, topic_name
 from shopstream.hours import parse_hour
 
 
@@ -68,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for hour_text in args.hour:
             hour = parse_hour(hour_text)
-            for base in bases:
-                out.append(extract_topic(base, hour, client, config, settings=settings, topic=topic_name(base),
-                                         flush_timeout=args.flush_timeout))
+            published = extract_hour(hour, client, config, settings=settings,
+                                     topics={base: topic_name(base) for base in bases},
+                                     flush_timeout=args.flush_timeout)
+            out.extend(published.values())
     finally:
         close = getattr(client, "close", None)
         if callable(close):

@@ -161,6 +161,20 @@ def publish(
     return PublishResult(published=state["ok"], per_topic=per_topic, seconds=elapsed)
 
 
+def open_producer(producer_config: Mapping[str, Any]) -> Producer:
+    """A producer with this module's settings (see `producer_settings`), for several `publish(..., producer=)`."""
+    return Producer(producer_settings(producer_config))
+
+
+def close_producer(producer: Producer) -> None:
+    """Close a producer from `open_producer`, dropping what a failed publish left queued (close() would otherwise
+    wait for it again)."""
+    if len(producer):
+        producer.purge()
+        producer.poll(0)
+    producer.close()
+
+
 def producer_config_from_airflow(kafka_config_id: str = "kafka_default") -> dict[str, Any]:
     """The confluent-kafka config of an Airflow Kafka connection, read through the provider's hook.
 

@@ -1,14 +1,17 @@
-"""One extract task: fetch what a topic needs from DummyJSON, build the hour's messages, publish them.
+"""The extract task: fetch DummyJSON once, build the hour's messages of every topic, publish them.
 
-`extract_topic(...)` is the plain-Python core (a DummyJSON client and a producer config in, counts out),
-used by tests and benchmarks. `run_extract_task(base_topic, context)` is the Airflow glue the DAG calls:
-logical hour from the run, client from the `dummyjson_api` connection (via the DummyJSON hook), producer
-config from the `kafka_default` connection (via the Kafka provider's `KafkaProducerHook`), the asset
-event's extra, logging.
+`extract_hour(...)` / `extract_topic(...)` are the plain-Python core (a DummyJSON client and a producer config in,
+counts out), used by tests, benchmarks and the CLI. `run_extract_hour_task(context)` is the Airflow glue the DAG
+calls: logical hour from the run, client from the `dummyjson_api` connection (via the DummyJSON hook), producer
+config from the `kafka_default` connection (via the Kafka provider's `KafkaProducerHook`), one asset event per
+topic with its extra, logging.
 
-Each topic's task fetches its own inputs, so a failed task retries alone (requests per run at the default
-page size of 100 against DummyJSON's 208 users, 194 products, 208 carts): customers 3 (/users),
-products 2 (/products), orders 3 (/carts), events 8 (all three) - 16 requests per hour.
+One task per hour, not one per topic (bench/README.md, "Extract tasks per hour"): each resource is fetched once
+(/users, /products, /carts: 8 requests per hour at the default page size of 100 against DummyJSON's 208 users,
+194 products, 208 carts, instead of 16) and a backfill schedules a quarter of the tasks. The topics are published
+one after the other (customers, products, orders, events); a failure stops the task, and its retry publishes the
+whole hour again: the same messages (deterministic), which bronze stores and silver deduplicates by key and
+version, as for any re-run.
 
 Topic names: `SHOPSTREAM_TOPIC_<NAME>` (e.g. `SHOPSTREAM_TOPIC_ORDERS=orders-test1`) overrides the topic a
 task publishes to; read when the task runs, never at DAG parse time.
@@ -31,7 +34,7 @@ from shopstream.extract.derive import (
     DeriveSettings,
 )
 from shopstream.extract.messages import RESOURCES, TOPICS, Snapshot, build_messages
-from shopstream.extract.publisher import producer_config_from_airflow, publish
+from shopstream.extract.publisher import close_producer, open_producer, producer_config_from_airflow, publish
 from shopstream.hours import hour_iso, logical_hour
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,51 @@ def settings_from_params(params: Mapping[str, Any] | None) -> DeriveSettings:
     )
 
 
+def publish_topic(
+    base_topic: str,
+    hour: datetime,
+    snapshot: Snapshot,
+    producer_config: Mapping[str, Any],
+    *,
+    settings: DeriveSettings = DEFAULT_SETTINGS,
+    topic: str | None = None,
+    flush_timeout: float = 120.0,
+    producer: Any = None,
+) -> dict[str, Any]:
+    """Build and publish one topic's messages for `hour` from an already fetched `snapshot`; returns the counts.
+    `producer` (optional): an open confluent-kafka Producer to use (and leave open)."""
+    if base_topic not in TOPICS:
+        raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
+    name = topic or base_topic
+    started = time.perf_counter()
+    messages = build_messages(base_topic, snapshot, hour, settings, name)
+    build_seconds = time.perf_counter() - started
+    result = publish(messages, producer_config, flush_timeout=flush_timeout, producer=producer,
+                     fault_point=f"extract.publish:{base_topic}")
+    return {
+        "topic": name,
+        "logical_hour": hour_iso(hour),
+        "published": result.published,
+        "build_seconds": round(build_seconds, 3),
+        "publish_seconds": round(result.seconds, 3),
+        "publish_rate": round(result.rate, 1),
+    }
+
+
+def _fetch(client: Any, resources: tuple[str, ...]) -> tuple[Snapshot, dict[str, Any]]:
+    stats = getattr(client, "stats", {}) or {}
+    requests_before, retries_before = stats.get("requests", 0), stats.get("retries", 0)
+    started = time.perf_counter()
+    fetched = {resource: client.fetch_all(resource) for resource in resources}
+    stats = getattr(client, "stats", {}) or {}
+    return Snapshot(**fetched), {
+        "fetched": {resource: len(records) for resource, records in fetched.items()},
+        "requests": stats.get("requests", 0) - requests_before,
+        "retries": stats.get("retries", 0) - retries_before,
+        "fetch_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
 def extract_topic(
     base_topic: str,
     hour: datetime,
@@ -73,40 +121,49 @@ def extract_topic(
     topic: str | None = None,
     flush_timeout: float = 120.0,
 ) -> dict[str, Any]:
-    """Fetch, build and publish one topic's messages for `hour`; returns the counts.
+    """Fetch what one topic needs, build and publish its messages for `hour`; returns the counts.
 
     `client` is a `DummyJSONClient` (anything with `fetch_all(resource)` and a `stats` dict with
     `requests`/`retries`).
     """
     if base_topic not in TOPICS:
         raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
-    name = topic or base_topic
-    stats = getattr(client, "stats", {}) or {}
-    requests_before, retries_before = stats.get("requests", 0), stats.get("retries", 0)
+    snapshot, fetch = _fetch(client, RESOURCES[base_topic])
+    counts = publish_topic(base_topic, hour, snapshot, producer_config, settings=settings, topic=topic,
+                           flush_timeout=flush_timeout)
+    return {**counts, **fetch}
 
-    started = time.perf_counter()
-    fetched = {resource: client.fetch_all(resource) for resource in RESOURCES[base_topic]}
-    fetch_seconds = time.perf_counter() - started
 
-    started = time.perf_counter()
-    messages = build_messages(base_topic, Snapshot(**fetched), hour, settings, name)
-    build_seconds = time.perf_counter() - started
+def extract_hour(
+    hour: datetime,
+    client: Any,
+    producer_config: Mapping[str, Any],
+    *,
+    settings: DeriveSettings = DEFAULT_SETTINGS,
+    topics: Mapping[str, str] | None = None,
+    flush_timeout: float = 120.0,
+) -> dict[str, dict[str, Any]]:
+    """Every topic of `hour` from one fetch of each resource they need; {base topic: counts}.
 
-    result = publish(messages, producer_config, flush_timeout=flush_timeout,
-                     fault_point=f"extract.publish:{base_topic}")
-    stats = getattr(client, "stats", {}) or {}
-    return {
-        "topic": name,
-        "logical_hour": hour_iso(hour),
-        "fetched": {resource: len(records) for resource, records in fetched.items()},
-        "published": result.published,
-        "requests": stats.get("requests", 0) - requests_before,
-        "retries": stats.get("retries", 0) - retries_before,
-        "fetch_seconds": round(fetch_seconds, 3),
-        "build_seconds": round(build_seconds, 3),
-        "publish_seconds": round(result.seconds, 3),
-        "publish_rate": round(result.rate, 1),
-    }
+    `topics` maps base topics to the names to publish to (default: all four, under their own names).
+    The first topic that fails stops the hour (its exception propagates). One producer serves the four topics (an
+    idempotent producer's start-up, ~0.5 s against the local broker, is paid once per hour, not per topic).
+    """
+    topics = dict(topics) if topics is not None else {t: t for t in TOPICS}
+    resources = tuple(dict.fromkeys(r for base in topics for r in RESOURCES[base]))
+    snapshot, fetch = _fetch(client, resources)
+    out = {}
+    producer = open_producer(producer_config)
+    try:
+        for base, name in topics.items():
+            counts = publish_topic(base, hour, snapshot, producer_config, settings=settings, topic=name,
+                                   flush_timeout=flush_timeout, producer=producer)
+            out[base] = {**counts, "fetched": {r: fetch["fetched"][r] for r in RESOURCES[base]}}
+    finally:
+        close_producer(producer)
+    log.info("logical hour %s: fetched %s in %d requests (%d retries, %.2f s)", hour_iso(hour), fetch["fetched"],
+             fetch["requests"], fetch["retries"], fetch["fetch_seconds"])
+    return out
 
 
 def dummyjson_client(conn_id: str = DUMMYJSON_CONN_ID) -> Any:
@@ -116,34 +173,41 @@ def dummyjson_client(conn_id: str = DUMMYJSON_CONN_ID) -> Any:
     return DummyJSONHook(http_conn_id=conn_id).get_conn()
 
 
-def run_extract_task(base_topic: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """The body of the DAG's `publish_<topic>` task."""
+def run_extract_hour_task(context: Mapping[str, Any], base_topics: tuple[str, ...] = TOPICS
+                          ) -> dict[str, dict[str, Any]]:
+    """The body of the DAG's `publish_hour` task: every topic of the run's logical hour; one asset event per topic
+    (extra: `logical_hour`, `topic`, `messages`)."""
     from shopstream import config
     from shopstream.assets import KAFKA_TOPIC_ASSETS
 
     config.task_preflight([DUMMYJSON_CONN_ID, KAFKA_CONN_ID], topics=True)
     hour = logical_hour(context)
     settings = settings_from_params(context.get("params"))
-    name = topic_name(base_topic)
-    log.info("publishing %s for logical hour %s to topic %r (%s)", base_topic, hour_iso(hour), name, settings)
+    names = {base: topic_name(base) for base in base_topics}
+    log.info("publishing %s for logical hour %s (%s)", names, hour_iso(hour), settings)
     client = dummyjson_client()
     try:
-        counts = extract_topic(base_topic, hour, client, producer_config_from_airflow(KAFKA_CONN_ID),
-                               settings=settings, topic=name)
+        results = extract_hour(hour, client, producer_config_from_airflow(KAFKA_CONN_ID), settings=settings,
+                               topics=names)
     finally:
         close = getattr(client, "close", None)
         if callable(close):
             close()
     outlet_events = context.get("outlet_events")
-    if outlet_events is not None:
-        outlet_events[KAFKA_TOPIC_ASSETS[base_topic]].extra = {
-            "logical_hour": counts["logical_hour"],
-            "topic": name,
-            "messages": counts["published"],
-        }
-    log.info(
-        "%s: logical hour %s, fetched %s, published %d to %r, %d requests, %d retries, %.0f msg/s",
-        base_topic, counts["logical_hour"], counts["fetched"], counts["published"], name,
-        counts["requests"], counts["retries"], counts["publish_rate"],
-    )
-    return counts
+    for base, counts in results.items():
+        if outlet_events is not None:
+            outlet_events[KAFKA_TOPIC_ASSETS[base]].extra = {
+                "logical_hour": counts["logical_hour"],
+                "topic": counts["topic"],
+                "messages": counts["published"],
+            }
+        log.info("%s: logical hour %s, published %d to %r, %.0f msg/s", base, counts["logical_hour"],
+                 counts["published"], counts["topic"], counts["publish_rate"])
+    return results
+
+
+def run_extract_task(base_topic: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """One topic of the run's hour (run_extract_hour_task restricted to `base_topic`); its counts."""
+    if base_topic not in TOPICS:
+        raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
+    return run_extract_hour_task(context, (base_topic,))[base_topic]
