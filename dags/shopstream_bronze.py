@@ -3,13 +3,13 @@
 Thin wiring only; the logic lives in `shopstream.bronze` (plugins/). Runs when the extract DAG has updated
 all four topic Assets, one run at a time:
 
-    apply_ddl -> plan_partitions -> load (mapped: one task per partition group) -> publish (Asset bronze)
+    plan_partitions -> load (mapped: one task per partition group) -> publish (Asset bronze)
 
-- `apply_ddl`: include/sql/bronze/*.sql, idempotent. With least privilege (scripts/postgres.sh,
-  include/sql/security) the owner role applied it at setup and the loader's role may not: the task then verifies
-  the tables and the loader's grants instead.
-- `plan_partitions`: lists the topics' partitions on the broker and splits them into `load_tasks` groups of
-  similar pending work (high watermark - offset stored in bronze.consumer_offsets).
+- `plan_partitions`: first the schema: include/sql/bronze/*.sql, idempotent. With least privilege
+  (scripts/postgres.sh, include/sql/security) the owner role applied it at setup and the loader's role may not:
+  the task then verifies the tables and the loader's grants instead. Then it lists the topics' partitions on the
+  broker and splits them into `load_tasks` groups of similar pending work (high watermark - offset stored in
+  bronze.consumer_offsets). One task for both: a task start less on every hourly run (bench/README.md).
 - `load[i]`: a bounded drain of its partitions up to their high watermarks at start; offsets are stored in
   PostgreSQL in the same transaction as the rows, so any task can be cleared or retried at any point
   (a rerun resumes at the stored offsets; overlapping or outdated plans are kept safe by the offsets
@@ -62,15 +62,10 @@ default_args = {
 )
 def shopstream_bronze():
     @task
-    def apply_ddl() -> list[str]:
-        from shopstream.bronze import airflow_entry
-
-        return airflow_entry.apply_ddl()
-
-    @task
     def plan_partitions(params=None) -> list[list[str]]:
         from shopstream.bronze import airflow_entry
 
+        airflow_entry.apply_ddl()  # verifies (or, for a role that owns bronze, applies) the schema first
         return airflow_entry.plan(params["topics"], params["load_tasks"], params["consumer_group"])
 
     @task(max_active_tis_per_dagrun=16)
@@ -92,10 +87,7 @@ def shopstream_bronze():
             outlet_events[BRONZE_RAW_EVENTS].extra = extra
         return merged
 
-    ddl = apply_ddl()
-    groups = plan_partitions()
-    ddl >> groups
-    publish(load.expand(partitions=groups))
+    publish(load.expand(partitions=plan_partitions()))
 
 
 shopstream_bronze()

@@ -12,7 +12,7 @@ the LocalExecutor, dag-processor, triggerer; PostgreSQL metadata database):
 The Airflow of these tests has its own AIRFLOW_HOME (.local/airflow-e2e), port, log-server ports, metadata
 database, fresh warehouse database, unique topics, the embedded DummyJSON server and a faults file; retries wait
 1 s ([core] max_task_retry_delay) so failures surface quickly. Marked `slow` (~10-15 min on an idle 2-core
-machine, most of it the 41-task dbt DAG, whose longest dependency chain is ~20 tasks).
+machine).
 """
 
 from __future__ import annotations
@@ -51,11 +51,10 @@ SETTLE_TIMEOUT = 2400
 # The e2e Airflow's own configuration (AIRFLOW_HOME/config/airflow_local_settings.py), not code changes:
 # - a cluster policy takes the retries away from the three tasks the faults target, so an injected fault fails
 #   its task at once (what an on-call engineer then clears); every other task keeps its retries (1 s apart);
-# - dbt and its PostgreSQL adapter are imported once in every Airflow process: the
-#   LocalExecutor forks its workers from the scheduler and each task process from a worker, so a dbt task starts
-#   with them imported (seconds of CPU saved per dbt task, 40 per dbt run, on a 2-core machine).
-FAULTED_TASKS = {("shopstream_extract", "publish_orders"), ("shopstream_bronze", "load"),
-                 ("shopstream_dbt", "gold.fct_orders.run")}
+# - the project's own local settings otherwise (include/airflow/airflow_local_settings.py: the scheduler and the
+#   DAG processor preload dbt, Cosmos and the task modules).
+FAULTED_TASKS = {("shopstream_extract", "publish_hour"), ("shopstream_bronze", "load"),
+                 ("shopstream_dbt", "gold.fct_orders_model_build")}
 LOCAL_SETTINGS = f'''
 FAULTED_TASKS = {FAULTED_TASKS!r}
 
@@ -65,11 +64,9 @@ def task_policy(task):
         task.retries = 0
 
 
-for _module in ("dbt.cli.main", "dbt.adapters.postgres"):
-    try:
-        __import__(_module)
-    except Exception:  # noqa: BLE001 - an optimisation only
-        pass
+from shopstream.preload import preload_for_forking_command
+
+preload_for_forking_command()
 '''
 
 
@@ -198,9 +195,9 @@ def test_reprocess_with_faults_then_clear_gives_the_same_gold(live):
     airflow.backfill("shopstream_extract", live.hours[0], live.hours[-1], reprocess="completed")
     airflow.settled(timeout=SETTLE_TIMEOUT)
 
-    # 1. extract: exactly one publish_orders failed, after half of its messages went out
+    # 1. extract: exactly one publish_hour failed, after half of its orders went out
     failed = _tis(airflow, "shopstream_extract")
-    assert [t for _, t, _ in failed] == ["publish_orders"], failed
+    assert [t for _, t, _ in failed] == ["publish_hour"], failed
     assert faults.read_spec(live.faults_file)["extract.publish:orders"]["failed"] == 1
     _clear(airflow, "shopstream_extract", failed)
     airflow.settled(timeout=SETTLE_TIMEOUT)
@@ -216,7 +213,7 @@ def test_reprocess_with_faults_then_clear_gives_the_same_gold(live):
 
     # 3. dbt: gold.fct_orders could not be written (permission denied); grant, clear it with its downstream
     failed = _tis(airflow, "shopstream_dbt")
-    assert failed and {t for _, t, _ in failed} == {"gold.fct_orders.run"}, failed
+    assert failed and {t for _, t, _ in failed} == {"gold.fct_orders_model_build"}, failed
     _revoke_writes(live.dsn, "gold.fct_orders", live.role, grant=True)
     _clear(airflow, "shopstream_dbt", failed)
     runs = airflow.settled(timeout=SETTLE_TIMEOUT)

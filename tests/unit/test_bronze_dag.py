@@ -58,8 +58,8 @@ def test_identity_and_schedule(dag):
 
 def test_tasks_and_dependencies(dag):
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"apply_ddl", "plan_partitions", "load", "publish"}
-    assert tasks["apply_ddl"].downstream_task_ids == {"plan_partitions"}
+    assert set(tasks) == {"plan_partitions", "load", "publish"}  # plan_partitions checks the schema first
+    assert tasks["plan_partitions"].upstream_task_ids == set()
     assert tasks["plan_partitions"].downstream_task_ids == {"load"}
     assert tasks["load"].downstream_task_ids == {"publish"}
     from airflow.sdk.definitions.mappedoperator import MappedOperator
