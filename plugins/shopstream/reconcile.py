@@ -49,6 +49,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from shopstream import connections
 from shopstream.hours import hour_iso, parse_hour, to_utc_hour
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ LAYOUT: dict[str, tuple[str, str, str, str | None]] = {
     "events": ("events", "silver.events", "event_id", None),  # gold has only the daily aggregate
 }
 
-WAREHOUSE_CONN_ID = "warehouse_db"
+WAREHOUSE_CONN_ID = connections.WAREHOUSE_DB
 
 
 class ReconciliationError(RuntimeError):
@@ -441,15 +442,6 @@ def hours_for_run(context: Mapping[str, Any]) -> dict[str, Any]:
     return {"hours": sorted(parse_hour(h) for h in recorded), "recorded": recorded, "how": how, "until": until}
 
 
-def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
-    import psycopg
-    from airflow.sdk import BaseHook
-
-    c = BaseHook.get_connection(conn_id)
-    return psycopg.conninfo.make_conninfo(host=c.host or None, port=c.port or None, dbname=c.schema or None,
-                                          user=c.login or None, password=c.password or None)
-
-
 def fetch_catalog_from_airflow() -> dict[str, list[dict[str, Any]]]:
     from shopstream.extract.tasks import dummyjson_client
 
@@ -479,7 +471,7 @@ def run_reconcile_task(context: Mapping[str, Any]) -> dict[str, Any]:
 
             conf = getattr(context.get("dag_run"), "conf", None) or {}
             expected = expected_from_derivation(fetch_catalog_from_airflow(), hours, settings_from_params(conf))
-        with psycopg.connect(warehouse_conninfo(), autocommit=True) as conn:
+        with psycopg.connect(connections.postgres_conninfo(WAREHOUSE_CONN_ID), autocommit=True) as conn:
             try:
                 summary = reconcile(conn, hours, expected)
             except ReconciliationError as exc:
@@ -499,24 +491,10 @@ def run_reconcile_task(context: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def _conninfo_from_env() -> str:
-    import psycopg
-
-    raw = os.environ.get("AIRFLOW_CONN_WAREHOUSE_DB")
-    if not raw:
-        raise SystemExit("AIRFLOW_CONN_WAREHOUSE_DB is not set (source scripts/common.sh)")
-    c = json.loads(raw)
-    return psycopg.conninfo.make_conninfo(host=c.get("host"), port=c.get("port"), dbname=c.get("schema"),
-                                          user=c.get("login"), password=c.get("password"))
-
-
 def _catalog_from_env() -> dict[str, list[dict[str, Any]]]:
     from shopstream.dummyjson.client import DummyJSONClient
 
-    raw = json.loads(os.environ.get("AIRFLOW_CONN_DUMMYJSON_API") or "{}")
-    host = raw.get("host") or "127.0.0.1"
-    url = host if "://" in host else f"{raw.get('schema') or 'http'}://{host}"
-    client = DummyJSONClient(f"{url}:{raw['port']}" if raw.get("port") else url)
+    client = DummyJSONClient(connections.dummyjson_url_from_env())
     try:
         return {r: client.fetch_all(r) for r in ("users", "products", "carts")}
     finally:
@@ -534,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hours = sorted({parse_hour(h) + timedelta(hours=i) for h in args.hour for i in range(args.hours)})
     expected = expected_from_derivation(_catalog_from_env(), hours)
-    with psycopg.connect(_conninfo_from_env(), autocommit=True) as conn:
+    with psycopg.connect(connections.postgres_conninfo_from_env(WAREHOUSE_CONN_ID), autocommit=True) as conn:
         summary = reconcile(conn, hours, expected, raise_on_mismatch=False, log_table=False)
     print(summary["table"])
     return 0 if summary["ok"] else 1

@@ -7,12 +7,12 @@ from AIRFLOW_CONN_WAREHOUSE_DB; says plainly which layers are not built yet.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from datetime import datetime
 
 import psycopg
+
+from shopstream.connections import WAREHOUSE_DB, postgres_conninfo_from_env
 
 LAYERS = {
     "bronze": ["raw_events", "raw_events_quarantine"],
@@ -22,22 +22,12 @@ LAYERS = {
 }
 
 
-def warehouse_conninfo() -> str:
-    raw = os.environ.get("AIRFLOW_CONN_WAREHOUSE_DB")
-    if not raw:
-        sys.exit("error: AIRFLOW_CONN_WAREHOUSE_DB is not set; run through `make demo` or source scripts/common.sh")
-    c = json.loads(raw)
-    return psycopg.conninfo.make_conninfo(
-        host=c.get("host"), port=c.get("port"), dbname=c.get("schema"), user=c.get("login"),
-        password=c.get("password"))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hour", required=True, help="logical hour, ISO-8601")
     args = parser.parse_args(argv)
     hour = datetime.fromisoformat(args.hour.replace("Z", "+00:00"))
-    with psycopg.connect(warehouse_conninfo(), autocommit=True) as conn:
+    with psycopg.connect(postgres_conninfo_from_env(WAREHOUSE_DB), autocommit=True) as conn:
         existing = {(s, t) for s, t in conn.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_schema in ('bronze','silver','gold')")}

@@ -65,6 +65,7 @@ def test_setup_made_a_self_signed_certificate(tls_cluster):
 
 
 def test_loader_connects_with_sslmode_require_and_verify_full(tls_cluster, monkeypatch):
+    from shopstream import connections
     from shopstream.bronze import airflow_entry
 
     _, root, port = tls_cluster
@@ -73,7 +74,7 @@ def test_loader_connects_with_sslmode_require_and_verify_full(tls_cluster, monke
     for extra in ({"sslmode": "require"},
                   {"sslmode": "verify-full", "sslrootcert": str(root / "tls" / "server.crt")}):
         monkeypatch.setenv("AIRFLOW_CONN_BRONZE_DB", conn_json(port, "BRONZE_PGUSER", "BRONZE_PGPASSWORD", extra))
-        info = airflow_entry.warehouse_conninfo(airflow_entry.BRONZE_CONN_ID)
+        info = connections.postgres_conninfo(connections.BRONZE_DB)
         with psycopg.connect(info) as conn:
             ssl, version = conn.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
             assert ssl is True and version.startswith("TLS"), extra
@@ -83,7 +84,7 @@ def test_loader_connects_with_sslmode_require_and_verify_full(tls_cluster, monke
 
 
 def test_verify_full_rejects_an_unknown_ca(tls_cluster, monkeypatch, tmp_path):
-    from shopstream.bronze import airflow_entry
+    from shopstream import connections
 
     _, _, port = tls_cluster
     other = tmp_path / "other-ca.crt"
@@ -92,7 +93,7 @@ def test_verify_full_rejects_an_unknown_ca(tls_cluster, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_BRONZE_DB", conn_json(port, "BRONZE_PGUSER", "BRONZE_PGPASSWORD",
                                                            {"sslmode": "verify-full", "sslrootcert": str(other)}))
     with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
-        psycopg.connect(airflow_entry.warehouse_conninfo(airflow_entry.BRONZE_CONN_ID)).close()
+        psycopg.connect(connections.postgres_conninfo(connections.BRONZE_DB)).close()
 
 
 def test_dbt_profile_connects_over_tls(tls_cluster, monkeypatch):
@@ -152,9 +153,9 @@ def test_pipeline_clients_authenticate_with_sasl_from_the_connection(sasl_broker
     loader's consumer config (through the Kafka provider's hooks) and authenticate against a real broker."""
     from confluent_kafka import Consumer, TopicPartition
     from shopstream import config
-    from shopstream.bronze.airflow_entry import kafka_consumer_config
+    from shopstream.connections import kafka_config
     from shopstream.extract.messages import KafkaMessage
-    from shopstream.extract.publisher import producer_config_from_airflow, publish
+    from shopstream.extract.publisher import publish
 
     bootstrap, user_pw = sasl_broker
     monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", kafka_conn(bootstrap, user_pw))
@@ -162,8 +163,8 @@ def test_pipeline_clients_authenticate_with_sasl_from_the_connection(sasl_broker
     now_ms = int(__import__("time").time() * 1000)
     messages = [KafkaMessage(topic="sasl-check", key=f"k{i}".encode(), value=b'{"i": %d}' % i, timestamp_ms=now_ms,
                              headers=()) for i in range(5)]
-    assert publish(messages, producer_config_from_airflow(), flush_timeout=60).published == 5
-    consumer = Consumer({**kafka_consumer_config(), "group.id": "sasl-check", "enable.auto.commit": False})
+    assert publish(messages, kafka_config(), flush_timeout=60).published == 5
+    consumer = Consumer({**kafka_config(), "group.id": "sasl-check", "enable.auto.commit": False})
     try:
         consumer.assign([TopicPartition("sasl-check", 0, 0)])
         got = []
@@ -178,12 +179,12 @@ def test_pipeline_clients_authenticate_with_sasl_from_the_connection(sasl_broker
 
 def test_a_wrong_sasl_password_is_refused(sasl_broker, monkeypatch):
     from confluent_kafka import KafkaError, Producer
-    from shopstream.extract.publisher import producer_config_from_airflow
+    from shopstream.connections import kafka_config
 
     bootstrap, _ = sasl_broker
     monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", kafka_conn(bootstrap, "not-the-password"))
     errors = []
-    producer = Producer({**producer_config_from_airflow(), "error_cb": errors.append, "log_level": 0,
+    producer = Producer({**kafka_config(), "error_cb": errors.append, "log_level": 0,
                          "message.timeout.ms": 5000})
     delivered = []
     producer.produce("sasl-check", b"never", on_delivery=lambda err, msg: delivered.append(err))

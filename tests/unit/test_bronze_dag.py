@@ -104,15 +104,15 @@ def test_connections_map_to_loader_arguments(monkeypatch):
     import json
 
     import psycopg
-    from shopstream.bronze.airflow_entry import kafka_consumer_config, warehouse_conninfo
+    from shopstream.connections import kafka_config, postgres_conninfo
 
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", json.dumps({
         "conn_type": "postgres", "host": "db.example", "port": 6543, "schema": "wh", "login": "u",
         "password": "p w", "extra": {"sslmode": "require", "unrelated": "x"}}))  # test-credential
     monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps({
         "conn_type": "kafka", "extra": {"bootstrap.servers": "k:9092", "security.protocol": "PLAINTEXT"}}))
-    info = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo())
+    info = psycopg.conninfo.conninfo_to_dict(postgres_conninfo())
     assert info == {"host": "db.example", "port": "6543", "dbname": "wh", "user": "u", "password": "p w",  # test-credential
                     "sslmode": "require"}
-    cfg = kafka_consumer_config()
+    cfg = kafka_config()
     assert cfg["bootstrap.servers"] == "k:9092" and cfg["security.protocol"] == "PLAINTEXT"

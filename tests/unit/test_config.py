@@ -220,14 +220,13 @@ def test_dbt_profile_fails_fast_and_passes_tls_settings(monkeypatch):
 
 
 def test_kafka_sasl_tls_extra_reaches_producer_and_consumer_unchanged(monkeypatch):
-    from shopstream.bronze.airflow_entry import kafka_consumer_config
-    from shopstream.extract.publisher import producer_config_from_airflow
+    from shopstream.connections import kafka_config
 
     extra = {"bootstrap.servers": "broker:9093", "security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512",
              "sasl.username": "shop", "sasl.password": "pw", "ssl.ca.location": "/etc/kafka/ca.crt",  # test-credential
              "ssl.endpoint.identification.algorithm": "https"}
     monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps({"conn_type": "kafka", "extra": extra}))
-    for cfg in (kafka_consumer_config(), producer_config_from_airflow()):
+    for cfg in (kafka_config(),):
         assert {k: cfg[k] for k in extra} == extra
     # librdkafka knows every name and value (it validates them when a client is created; the CA file must exist
     # for SSL, so the SASL part is created over SASL_PLAINTEXT here - no connection is made before a request).
@@ -239,11 +238,11 @@ def test_kafka_sasl_tls_extra_reaches_producer_and_consumer_unchanged(monkeypatc
 
 def test_postgres_tls_extra_reaches_the_loader_conninfo(monkeypatch):
     import psycopg
-    from shopstream.bronze.airflow_entry import warehouse_conninfo
+    from shopstream.connections import postgres_conninfo
 
     monkeypatch.setenv("AIRFLOW_CONN_BRONZE_DB", json.dumps(
         {**PG, "extra": {"sslmode": "verify-full", "sslrootcert": "/ca.crt", "sslcert": "/c.crt", "sslkey": "/c.key"}}))
-    info = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo("bronze_db"))
+    info = psycopg.conninfo.conninfo_to_dict(postgres_conninfo("bronze_db"))
     assert {k: info[k] for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")} == {
         "sslmode": "verify-full", "sslrootcert": "/ca.crt", "sslcert": "/c.crt", "sslkey": "/c.key"}
 

@@ -74,7 +74,7 @@ def test_extract_topic_fetches_only_what_it_needs(topic, catalog, sent):
 def test_run_extract_task_uses_the_run_hour_env_topic_and_sets_the_asset_extra(catalog, sent, monkeypatch):
     client = FakeClient(catalog)
     monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
-    monkeypatch.setattr(tasks, "producer_config_from_airflow", lambda conn_id: {"bootstrap.servers": conn_id})
+    monkeypatch.setattr(tasks, "kafka_config", lambda conn_id: {"bootstrap.servers": conn_id})
     monkeypatch.setenv("SHOPSTREAM_TOPIC_ORDERS", "orders-abc")
     outlets = defaultdict(Outlet)
     context = {
@@ -114,7 +114,7 @@ def test_extract_hour_fetches_each_resource_once_and_publishes_every_topic(catal
 def test_run_extract_hour_task_sets_one_asset_event_per_topic(catalog, sent, monkeypatch):
     client = FakeClient(catalog)
     monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
-    monkeypatch.setattr(tasks, "producer_config_from_airflow", lambda conn_id: {"bootstrap.servers": conn_id})
+    monkeypatch.setattr(tasks, "kafka_config", lambda conn_id: {"bootstrap.servers": conn_id})
     monkeypatch.setenv("SHOPSTREAM_TOPIC_EVENTS", "events-abc")
     outlets = defaultdict(Outlet)
     context = {"data_interval_start": pendulum.datetime(2026, 11, 27, 13, tz="UTC"),

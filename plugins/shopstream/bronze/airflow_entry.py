@@ -19,16 +19,12 @@ import os
 from typing import Any
 
 from shopstream.assets import TOPICS
+from shopstream.connections import BRONZE_DB as BRONZE_CONN_ID
+from shopstream.connections import KAFKA as KAFKA_CONN_ID
+from shopstream.connections import WAREHOUSE_DB as WAREHOUSE_CONN_ID
+from shopstream.connections import kafka_config, postgres_conninfo
 
 log = logging.getLogger("shopstream.bronze")
-
-WAREHOUSE_CONN_ID = "warehouse_db"
-BRONZE_CONN_ID = "bronze_db"  # the loader's connection (least privilege: append to bronze only)
-KAFKA_CONN_ID = "kafka_default"
-
-# libpq parameters a Connection's extra may carry (the rest of the extra is ignored).
-_LIBPQ_EXTRA = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "connect_timeout", "options",
-                "target_session_attrs", "application_name", "keepalives", "keepalives_idle")
 
 
 def topics(override: list[str] | None = None) -> list[str]:
@@ -37,28 +33,6 @@ def topics(override: list[str] | None = None) -> list[str]:
     if override:
         return list(override)
     return [os.environ.get(f"SHOPSTREAM_TOPIC_{t.upper()}") or t for t in TOPICS]
-
-
-def kafka_consumer_config(kafka_conn_id: str = KAFKA_CONN_ID) -> dict[str, Any]:
-    """The confluent-kafka config of the Airflow Kafka connection, as the provider builds it."""
-    from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
-
-    hook = KafkaConsumerHook(topics=[], kafka_config_id=kafka_conn_id)
-    build = getattr(hook, "_build_config", None)  # resolves callbacks and managed-auth tokens (provider 2.x)
-    return dict(build()) if build else dict(hook.get_connection(kafka_conn_id).extra_dejson)
-
-
-def warehouse_conninfo(conn_id: str = WAREHOUSE_CONN_ID) -> str:
-    """libpq conninfo for the Airflow PostgreSQL connection (psycopg 3; the loader manages its connection)."""
-    import psycopg
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    conn = PostgresHook(postgres_conn_id=conn_id).get_connection(conn_id)
-    extra = conn.extra_dejson or {}
-    params = {k: extra[k] for k in _LIBPQ_EXTRA if k in extra}
-    return psycopg.conninfo.make_conninfo(
-        host=conn.host or None, port=conn.port or None, dbname=conn.schema or None, user=conn.login or None,
-        password=conn.password or None, **params)
 
 
 def _preflight(conn_id: str, kafka_conn_id: str | None = None) -> None:
@@ -118,7 +92,7 @@ def apply_ddl(warehouse_conn_id: str = BRONZE_CONN_ID) -> list[str]:
     from shopstream.bronze.loader import apply_ddl as _apply
 
     _preflight(warehouse_conn_id)
-    conninfo = warehouse_conninfo(warehouse_conn_id)
+    conninfo = postgres_conninfo(warehouse_conn_id)
     if may_apply_ddl(conninfo):
         files = _apply(conninfo)
         log.info("bronze DDL applied: %s", ", ".join(files))
@@ -133,7 +107,7 @@ def plan(topic_override: list[str] | None, n_groups: int, consumer_group: str,
     from shopstream.bronze.loader import plan_groups
 
     _preflight(warehouse_conn_id, kafka_conn_id)
-    return plan_groups(warehouse_conninfo(warehouse_conn_id), kafka_consumer_config(kafka_conn_id),
+    return plan_groups(postgres_conninfo(warehouse_conn_id), kafka_config(kafka_conn_id),
                        topics(topic_override), n_groups, consumer_group)
 
 
@@ -144,12 +118,12 @@ def load(partitions: list[str], consumer_group: str, max_seconds: float | None =
     from shopstream.bronze.planning import parse_tps
 
     _preflight(warehouse_conn_id, kafka_conn_id)
-    conninfo = warehouse_conninfo(warehouse_conn_id)
+    conninfo = postgres_conninfo(warehouse_conn_id)
     kwargs: dict[str, Any] = {"consumer_group": consumer_group, "max_seconds": max_seconds,
                               "apply_ddl": may_apply_ddl(conninfo)}
     if batch_max_messages:
         kwargs["batch_max_messages"] = batch_max_messages
-    loader = BronzeLoader(conninfo, kafka_consumer_config(kafka_conn_id),
+    loader = BronzeLoader(conninfo, kafka_config(kafka_conn_id),
                           partitions=parse_tps(partitions), settings=LoaderSettings(**kwargs))
     return loader.run().as_dict()
 

@@ -14,13 +14,13 @@ This is the only module of the package that imports Airflow.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 try:  # Airflow 3: the Task SDK base class
     from airflow.sdk.bases.hook import BaseHook
 except ImportError:  # pragma: no cover - Airflow 2 fallback
     from airflow.hooks.base import BaseHook
 
+from shopstream.connections import http_base_url
 from shopstream.dummyjson.client import RESOURCES, DummyJSONClient
 
 _INT_EXTRAS = ("page_size", "max_attempts", "max_restarts", "rate_limit")
@@ -38,20 +38,8 @@ def _to_bool(value: Any) -> bool | str:
     return text  # a CA bundle path
 
 
-def base_url_from_connection(conn: Any) -> str:
-    """``schema://host[:port]`` like the HTTP provider; ``host`` may already contain a scheme/path."""
-    host = (conn.host or "").strip()
-    if not host:
-        raise ValueError(f"connection {conn.conn_id!r} has no host; e.g. host=dummyjson.com, schema=https")
-    if "://" not in host:
-        host = f"{(conn.schema or 'http').strip()}://{host}"
-    parts = urlsplit(host)
-    if not parts.scheme or not parts.hostname:
-        raise ValueError(f"connection {conn.conn_id!r}: cannot build a URL from host {conn.host!r}")
-    netloc = parts.netloc
-    if conn.port and parts.port is None:
-        netloc = f"{netloc}:{int(conn.port)}"
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")).rstrip("/")
+# The URL rule lives with the other connection rules (shopstream.connections); re-exported for the hook's users.
+base_url_from_connection = http_base_url
 
 
 def client_kwargs_from_extra(extra: dict[str, Any]) -> dict[str, Any]:

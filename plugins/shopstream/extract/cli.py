@@ -19,6 +19,7 @@ import os
 import sys
 
 from shopstream.cli import kafka_config, setup_logging
+from shopstream.connections import DUMMYJSON_API, dummyjson_url_from_env, env_var
 from shopstream.extract.derive import (
     DEFAULT_EVENTS_PER_HOUR,
     DEFAULT_ORDER_RATE,
@@ -31,12 +32,9 @@ from shopstream.hours import parse_hour
 
 
 def _default_dummyjson_url() -> str | None:
-    raw = os.environ.get("AIRFLOW_CONN_DUMMYJSON_API")
-    if not raw:
+    if not os.environ.get(env_var(DUMMYJSON_API)):
         return None
-    conn = json.loads(raw)
-    port = f":{conn['port']}" if conn.get("port") else ""
-    return f"{conn.get('schema') or 'http'}://{conn.get('host', '127.0.0.1')}{port}"
+    return dummyjson_url_from_env()
 
 
 def main(argv: list[str] | None = None) -> int:

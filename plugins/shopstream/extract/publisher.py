@@ -2,7 +2,7 @@
 
 `publish(messages, producer_config)` takes a plain confluent-kafka config dict (tests pass
 `{"bootstrap.servers": ...}`; the DAG passes the Airflow `kafka_default` connection's config, see
-`producer_config_from_airflow`). On top of it the producer always runs with `enable.idempotence=true` and
+`shopstream.connections.kafka_config`). On top of it the producer always runs with `enable.idempotence=true` and
 `acks=all` (no duplicates or reordering from the producer's own retries, no acknowledged-but-lost writes)
 and batching defaults (`linger.ms`, `batch.num.messages`, `compression.type=none`) that the connection may
 override. It fails - `PublishError` - unless every message got a successful delivery report before the
@@ -173,18 +173,3 @@ def close_producer(producer: Producer) -> None:
         producer.purge()
         producer.poll(0)
     producer.close()
-
-
-def producer_config_from_airflow(kafka_config_id: str = "kafka_default") -> dict[str, Any]:
-    """The confluent-kafka config of an Airflow Kafka connection, read through the provider's hook.
-
-    Uses the hook's own config builder when available (it resolves allow-listed callback paths and adds
-    managed-Kafka auth callbacks), else the connection's extra as is.
-    """
-    from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
-
-    hook = KafkaProducerHook(kafka_config_id=kafka_config_id)
-    build = getattr(hook, "_build_config", None)
-    if callable(build):
-        return dict(build())
-    return dict(hook.get_connection(kafka_config_id).extra_dejson)

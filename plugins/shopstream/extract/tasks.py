@@ -26,6 +26,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shopstream.connections import DUMMYJSON_API as DUMMYJSON_CONN_ID
+from shopstream.connections import KAFKA as KAFKA_CONN_ID
+from shopstream.connections import kafka_config
 from shopstream.extract.derive import (
     DEFAULT_EVENTS_PER_HOUR,
     DEFAULT_ORDER_RATE,
@@ -34,13 +37,11 @@ from shopstream.extract.derive import (
     DeriveSettings,
 )
 from shopstream.extract.messages import RESOURCES, TOPICS, Snapshot, build_messages
-from shopstream.extract.publisher import close_producer, open_producer, producer_config_from_airflow, publish
+from shopstream.extract.publisher import close_producer, open_producer, publish
 from shopstream.hours import hour_iso, logical_hour
 
 log = logging.getLogger(__name__)
 
-DUMMYJSON_CONN_ID = "dummyjson_api"
-KAFKA_CONN_ID = "kafka_default"
 
 
 def topic_name(base_topic: str, environ: Mapping[str, str] | None = None) -> str:
@@ -187,7 +188,7 @@ def run_extract_hour_task(context: Mapping[str, Any], base_topics: tuple[str, ..
     log.info("publishing %s for logical hour %s (%s)", names, hour_iso(hour), settings)
     client = dummyjson_client()
     try:
-        results = extract_hour(hour, client, producer_config_from_airflow(KAFKA_CONN_ID), settings=settings,
+        results = extract_hour(hour, client, kafka_config(KAFKA_CONN_ID), settings=settings,
                                topics=names)
     finally:
         close = getattr(client, "close", None)
