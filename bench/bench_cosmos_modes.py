@@ -1,23 +1,29 @@
-"""Cosmos ExecutionMode.LOCAL vs ExecutionMode.WATCHER for the shopstream_dbt DAG, under a real scheduler.
+"""The dbt DAG's execution designs side by side under a real scheduler (issue #11: the alternatives' figures).
+
+Four DAGs, `bench_cosmos_<variant>`, each the silver/gold dbt work of dags/shopstream_dbt.py built from the same
+plugins/shopstream/dbt helpers (manifest load mode, dbtRunner, the same default_args); `reconcile` is left out
+(it is not dbt):
+- `build_once`: what the DAG does (shopstream.dbt.dag_tasks): one shared `dbt build`, one task per model;
+- `local`: Cosmos ExecutionMode.LOCAL, TestBehavior.AFTER_EACH (a run and a test task per model: the DAG before);
+- `local_build`: Cosmos ExecutionMode.LOCAL, TestBehavior.BUILD (one `dbt build --select <model>` task per model);
+- `watcher`: Cosmos ExecutionMode.WATCHER, AFTER_EACH (one producer `dbt build` per group, sensors per model).
 
 `airflow dags test` deadlocks with WATCHER (its sensors defer to the triggerer), so this benchmark starts a
 private Airflow: api-server (task execution API) + scheduler (LocalExecutor, parallelism 4) + dag-processor +
-triggerer, under a throwaway AIRFLOW_HOME in /tmp, on a private port, with a throwaway PostgreSQL metadata
-database in the project's cluster. Its DAGs folder holds one generated file with two DAGs,
-`bench_cosmos_local` and `bench_cosmos_watcher`: the silver/gold task groups of dags/shopstream_dbt.py built
-from the same plugins/shopstream/dbt/cosmos_config.py helpers (manifest load mode, TestBehavior.AFTER_EACH,
-dbtRunner, the same default_args) and differing only in `execution_config(mode)`; `reconcile` is left out
-(it is not dbt). Both run against one throwaway warehouse database holding a bronze history of 100,000 rows
-(generated and built as in bench_dbt.py).
+triggerer, with the project's Airflow settings (include/airflow/airflow_local_settings.py: preloading; scheduler
+idle sleep as scripts/airflow.sh), under a throwaway AIRFLOW_HOME in /tmp, on a private port, with a throwaway
+PostgreSQL metadata database in the project's cluster. All run against one throwaway warehouse database holding a
+bronze history of 100,000 rows (generated and built as in bench_dbt.py).
 
-Each round loads the next hour (100,000 bronze rows, ingested now) and runs it, in turn, through
-the LOCAL DAG, the WATCHER DAG and a direct in-process `dbt build` (the baseline: the same dbt work with no
-Airflow at all). Figures per mode (medians over the rounds): the DAG run's wall time (scheduler start to end),
-task count, task-seconds, the executor's pick-up latency (queued -> running), and the overhead per dbt task
-= (run wall time - baseline dbt build) / dbt tasks.
+Each round loads the next hour (100,000 bronze rows, ingested now) and runs it, in turn, through each variant's
+DAG and a direct in-process `dbt build` (the baseline: the same dbt work with no Airflow at all). Figures per
+variant (medians over the rounds): the DAG run's wall time (scheduler start to end), task count, task-seconds,
+the executor's pick-up latency (queued -> running), and the overhead per dbt task = (run wall time - baseline
+dbt build) / dbt tasks.
 
-Environment: BENCH_COSMOS_MODES (default "local,watcher"), BENCH_COSMOS_ROUNDS (default 3, quick 1),
-BENCH_AIRFLOW_PORT (default 18793), BENCH_COSMOS_KEEP=1 keeps the Airflow home, its logs and both databases for inspection.
+Environment: BENCH_COSMOS_MODES (default "build_once,local,local_build,watcher"), BENCH_COSMOS_ROUNDS (default 3,
+quick 1), BENCH_AIRFLOW_PORT (default 18793), BENCH_COSMOS_KEEP=1 keeps the Airflow home, its logs and the
+databases for inspection.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-MODES = tuple(os.environ.get("BENCH_COSMOS_MODES", "local,watcher").split(","))  # run order within a round
+MODES = tuple(os.environ.get("BENCH_COSMOS_MODES", "build_once,local,local_build,watcher").split(","))  # run order
 HISTORY_ROWS = 100_000
 RUN_TIMEOUT_S = 1200
 
@@ -53,9 +59,10 @@ from datetime import timedelta
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 from cosmos import DbtTaskGroup
-from cosmos.constants import ExecutionMode
+from cosmos.constants import ExecutionMode, TestBehavior
 from shopstream import dag_defaults
 from shopstream.dbt.cosmos_config import execution_config, operator_args, profile_config, project_config, render_config
+from shopstream.dbt.dag_tasks import build_once_task_groups
 from shopstream.dbt.paths import GOLD_SELECTOR, SILVER_SELECTOR
 
 # As dags/shopstream_dbt.py.
@@ -65,14 +72,33 @@ DEFAULT_ARGS = {
     "execution_timeout": timedelta(minutes=30),
 }
 
-for mode in (ExecutionMode.LOCAL, ExecutionMode.WATCHER):
-    with DAG(dag_id=f"bench_cosmos_{mode.value}", schedule=None, start_date=dag_defaults.START_DATE,
+def _cosmos_groups(mode, test_behavior, model_operator):
+    """The two task groups as Cosmos renders them for one execution mode (the alternatives measured)."""
+    common = {"project_config": project_config(), "profile_config": profile_config(),
+              "execution_config": execution_config(mode), "operator_args": operator_args()}
+    silver = DbtTaskGroup(group_id="silver", render_config=render_config(
+        SILVER_SELECTOR, test_behavior=test_behavior, model_operator=model_operator), **common)
+    gold = DbtTaskGroup(group_id="gold", render_config=render_config(
+        GOLD_SELECTOR, test_behavior=test_behavior, model_operator=model_operator), **common)
+    silver >> gold
+    return [gold]
+
+
+VARIANTS = {
+    # what dags/shopstream_dbt.py does: one shared dbt build, then one task per model (shopstream.dbt.dag_tasks)
+    "build_once": lambda dag_id: build_once_task_groups(dag_id),
+    # Cosmos' ExecutionMode.LOCAL, a run task and a test task per model (the DAG before issue #11)
+    "local": lambda dag_id: _cosmos_groups(ExecutionMode.LOCAL, TestBehavior.AFTER_EACH, None),
+    # Cosmos' ExecutionMode.LOCAL, one `dbt build --select <model>` task per model
+    "local_build": lambda dag_id: _cosmos_groups(ExecutionMode.LOCAL, TestBehavior.BUILD, None),
+    # Cosmos' ExecutionMode.WATCHER: one producer `dbt build` per group, one sensor per model and per model's tests
+    "watcher": lambda dag_id: _cosmos_groups(ExecutionMode.WATCHER, TestBehavior.AFTER_EACH, None),
+}
+
+for name, tasks in VARIANTS.items():
+    with DAG(dag_id=f"bench_cosmos_{name}", schedule=None, start_date=dag_defaults.START_DATE,
              catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS, tags=["bench"]) as dag:
-        common = {"project_config": project_config(), "profile_config": profile_config(),
-                  "execution_config": execution_config(mode), "operator_args": operator_args()}
-        silver = DbtTaskGroup(group_id="silver", render_config=render_config(SILVER_SELECTOR), **common)
-        gold = DbtTaskGroup(group_id="gold", render_config=render_config(GOLD_SELECTOR), **common)
-        silver >> gold >> EmptyOperator(task_id="publish_gold")
+        tasks(dag.dag_id) >> EmptyOperator(task_id="publish_gold")
     globals()[dag.dag_id] = dag
 '''
 
@@ -125,6 +151,7 @@ class _Airflow:
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",  # as scripts/airflow.sh
             "AIRFLOW_CONN_WAREHOUSE_DB": json.dumps({
                 "conn_type": "postgres", "host": p["host"], "port": p["port"], "schema": p["dbname"],
                 "login": p["user"], "password": p["password"]}),
@@ -138,6 +165,9 @@ class _Airflow:
         (self.home / "dags").mkdir(parents=True)
         (self.home / "logs").mkdir()
         (self.home / "dags" / "bench_cosmos_modes_dags.py").write_text(DAG_FILE)
+        (self.home / "config").mkdir()  # the project's local settings (preloading), as scripts/airflow.sh links them
+        (self.home / "config" / "airflow_local_settings.py").symlink_to(
+            ROOT / "include" / "airflow" / "airflow_local_settings.py")
         with psycopg.connect(bench_dbt._admin_dsn(), autocommit=True) as admin:
             admin.execute(f'create database "{self.dbname}" owner "{self.meta_dsn["user"]}"')
         self._cli("db", "migrate", timeout=600)
@@ -375,10 +405,9 @@ def run(quick: bool) -> list[dict]:
         figures[f"{mode}_task_seconds"] = statistics.median([x["task_seconds"] for x in ok]) if ok else None
         figures[f"{mode}_pickup_s_median"] = statistics.median([x["pickup_s_median"] for x in ok]) if ok else None
     return [{
-        "name": "cosmos_local_vs_watcher",
+        "name": "dbt DAG designs: build_once vs Cosmos LOCAL / LOCAL+BUILD / WATCHER",
         "figures": figures,
-        "ratios": ({"watcher_vs_local_wall": round(figures["watcher_wall_s"] / figures["local_wall_s"], 3)}
-                   if {"local", "watcher"} <= set(MODES) else {}),
+        "ratios": {f"{m}_vs_direct_dbt_build": round(figures[f"{m}_wall_s"] / base, 2) for m in MODES},
         "notes": (f"private Airflow (LocalExecutor x4, PostgreSQL metadata DB); 100k-row increment on a 100k "
                   f"history; medians of {rounds} rounds; load avg at each run {[round(x, 2) for x in load]}; "
                   f"baseline runs {baseline}; runs: {json.dumps(runs, default=str)}"),

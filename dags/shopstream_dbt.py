@@ -20,19 +20,9 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, task
-from cosmos import DbtTaskGroup
 from shopstream import dag_defaults
 from shopstream.assets import BRONZE_RAW_EVENTS, GOLD, RECONCILED
-from shopstream.dbt.build_once import BUILD_TASK_ID, DbtBuildOnceOperator
-from shopstream.dbt.cosmos_config import (
-    cache_dir,
-    execution_config,
-    operator_args,
-    profile_config,
-    project_config,
-    render_config,
-)
-from shopstream.dbt.paths import GOLD_SELECTOR, SILVER_SELECTOR
+from shopstream.dbt.dag_tasks import build_once_task_groups
 
 DEFAULT_ARGS = {
     **dag_defaults.default_args(retries=2, retry_delay=timedelta(minutes=1), max_retry_delay=timedelta(minutes=15)),
@@ -51,34 +41,8 @@ with DAG(
     tags=["shopstream", "dbt", "silver", "gold"],
     doc_md=__doc__,
 ) as dag:
-    common = {
-        "project_config": project_config(),
-        "profile_config": profile_config(),
-        "execution_config": execution_config(),
-        "operator_args": operator_args(),
-    }
-    # One dbt invocation for the whole run; no retries of its own (a failed model is retried by its own task,
-    # alone, instead of the whole build again).
-    dbt_build = DbtBuildOnceOperator(
-        task_id=BUILD_TASK_ID,
-        select=[SILVER_SELECTOR, GOLD_SELECTOR],
-        project_dir=str(common["project_config"].dbt_project_path),
-        profile_config=common["profile_config"],
-        invocation_mode=common["execution_config"].invocation_mode,
-        indirect_selection=common["execution_config"].test_indirect_selection.value,
-        env=common["project_config"].env_vars,
-        cache_dir=cache_dir(f"shopstream_dbt__{BUILD_TASK_ID}"),
-        retries=0,
-        **operator_args(),
-    )
-    silver = DbtTaskGroup(group_id="silver", render_config=render_config(SILVER_SELECTOR), **common)
-    gold = DbtTaskGroup(group_id="gold", render_config=render_config(GOLD_SELECTOR), **common)
+    dbt_done = build_once_task_groups(dag.dag_id)
     publish_gold = EmptyOperator(task_id="publish_gold", outlets=[GOLD])
-
-    # The model tasks run even when dbt_build failed outright (each then builds its model itself).
-    for root in silver.roots:
-        root.trigger_rule = "all_done"
-    dbt_build >> silver
 
     @task(task_id="reconcile", inlets=[BRONZE_RAW_EVENTS, RECONCILED], outlets=[RECONCILED])
     def reconcile(**context):
@@ -87,14 +51,5 @@ with DAG(
 
         return run_reconcile_task(context)
 
-    # Gold models wait for the silver models they read, not for the whole silver group: the chain of tasks is
-    # the dbt graph's own depth (6 models), not silver's plus gold's.
-    silver_tasks = silver.tasks_map
-    for model_id, node in gold.dbt_graph.filtered_nodes.items():
-        if model_id in gold.tasks_map:
-            for parent_id in node.depends_on:
-                if parent_id in silver_tasks:
-                    silver_tasks[parent_id] >> gold.tasks_map[model_id]
-    done = [*gold.leaves, *(t for t in silver.leaves if not t.downstream_task_ids)]
-    done >> publish_gold
-    done >> reconcile()
+    dbt_done >> publish_gold
+    dbt_done >> reconcile()

@@ -233,5 +233,16 @@ def test_reprocess_with_faults_then_clear_gives_the_same_gold(live):
     assert not problems, "\n".join(problems)
     published = sum(oracle.published(live.catalog, live.hours).counts.values())
     assert republished > published  # the reprocessed hours really went through Kafka and bronze again
+
+    # 4. clearing only the shared dbt build of a finished run rebuilds nothing behind the model tasks' backs: it
+    #    sees that they already ran in this run and leaves the building to the model tasks (none were cleared)
+    last = [r for r in runs["shopstream_dbt"] if r["state"] == "success"][-1]["dag_run_id"]
+    airflow.clear("shopstream_dbt", last, ["dbt_build"], downstream=False, only_failed=False)
+    runs = airflow.settled(timeout=SETTLE_TIMEOUT)
+    record = airflow.xcom("shopstream_dbt", last, "dbt_build")
+    assert record["models"] == {} and "already run" in record["skipped"], record
+    assert {t["state"] for t in airflow.task_instances("shopstream_dbt", last)} == {"success"}
+    with psycopg.connect(live.dsn, autocommit=True) as conn:
+        assert gold_checksums(conn) == live.checksums["clean"]
     print(f"\nbackfill 2 (reprocess + 3 faults + clears): {live.timings['backfill_2_with_faults']:.0f} s, "
           f"new runs {new_runs}")

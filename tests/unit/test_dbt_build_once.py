@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from shopstream.dbt.build_once import PASSED, accepts, gating_tests, model_outcomes, read_outcomes
+from shopstream.dbt.build_once import (
+    PASSED,
+    accepts,
+    first_try_since_clear,
+    gating_tests,
+    model_outcomes,
+    read_outcomes,
+)
 
 # a -> b -> c, plus a relationships test on (c, a) and one on (b, c) (b points at its own downstream: odd, but
 # it must then gate c, the parent built last)
@@ -60,27 +67,60 @@ def test_read_outcomes_from_a_target_folder(tmp_path):
     assert read_outcomes(tmp_path) == {"model.p.a": PASSED}
 
 
+def test_a_failed_test_that_gates_no_model_withholds_every_model_below_all_its_parents():
+    # c and d are unrelated; a singular test reads both, so no model's own build would run it
+    manifest = {"parent_map": {"model.p.c": [], "model.p.d": [], "test.p.singular_c_d": ["model.p.c", "model.p.d"],
+                               "model.p.e": ["model.p.c", "model.p.d"], "model.p.f": ["model.p.c"]}}
+    statuses = {"model__p__c": "success", "model__p__d": "success", "model__p__e": "success",
+                "model__p__f": "success", "test__p__singular_c_d": "fail"}
+    outcomes = model_outcomes(manifest, _results(**statuses))
+    assert all("test.p.singular_c_d" not in gating_tests(manifest, m) for m in outcomes)  # belongs to no model
+    assert outcomes == {"model.p.c": PASSED, "model.p.d": PASSED, "model.p.f": PASSED,
+                        "model.p.e": "tests not passed: upstream test.p.singular_c_d fail"}
+
+
+def test_every_test_of_the_project_gates_exactly_one_model():
+    from shopstream.dbt.paths import MANIFEST_PATH
+
+    manifest = json.loads(MANIFEST_PATH.read_text())
+    models = [n for n in manifest["nodes"] if n.startswith("model.")]
+    owners: dict[str, list[str]] = {}
+    for m in models:
+        for t in gating_tests(manifest, m):
+            owners.setdefault(t, []).append(m)
+    tests = [n for n in manifest["nodes"] if n.startswith("test.")] + list(manifest.get("unit_tests") or {})
+    assert tests and {t: owners.get(t, []) for t in tests if len(owners.get(t, [])) != 1} == {}
+
+
+def test_first_try_since_clear_follows_airflows_max_tries():
+    assert first_try_since_clear(1, max_tries=2, retries=2)  # a new task instance
+    assert not first_try_since_clear(2, max_tries=2, retries=2)  # its automatic retry
+    assert first_try_since_clear(3, max_tries=4, retries=2)  # cleared after try 2: max_tries = 2 + retries
+
+
 RECORD = {"clear_number": 0, "try_number": 1, "models": {"model.p.a": PASSED, "model.p.b": "model error"}}
 
 
 def test_first_try_of_the_same_clear_takes_a_passed_model():
-    ok, why = accepts(RECORD, "model.p.a", clear_number=0, try_number=1)
+    ok, why = accepts(RECORD, "model.p.a", clear_number=0, first_try=True)
     assert ok, why
 
 
-@pytest.mark.parametrize(("record", "model", "clear_number", "try_number", "because"), [
-    (None, "model.p.a", 0, 1, "left no record"),
-    (RECORD, "model.p.a", 1, 2, "cleared after the shared dbt build"),  # cleared alone (or with downstream)
-    (RECORD, "model.p.a", 0, 2, "try 2"),  # an automatic retry: the shared result did not do
-    (RECORD, "model.p.b", 0, 1, "model error"),
-    (RECORD, "model.p.c", 0, 1, "did not run this model"),
+@pytest.mark.parametrize(("record", "model", "clear_number", "first_try", "because"), [
+    (None, "model.p.a", 0, True, "left no record"),
+    (RECORD, "model.p.a", 1, True, "cleared after the shared dbt build"),  # cleared alone (or with downstream)
+    (RECORD, "model.p.a", 0, False, "a retry of this task"),  # an automatic retry: the shared result did not do
+    (RECORD, "model.p.b", 0, True, "model error"),
+    (RECORD, "model.p.c", 0, True, "did not run this model"),
+    ({**RECORD, "models": {}, "skipped": "the shared dbt build did not run: 3 model task(s)"}, "model.p.a", 0, True,
+     "did not run: 3 model task(s)"),  # the shared build was cleared without (all) the model tasks
 ])
-def test_otherwise_the_task_builds_its_model_and_says_why(record, model, clear_number, try_number, because):
-    ok, why = accepts(record, model, clear_number=clear_number, try_number=try_number)
+def test_otherwise_the_task_builds_its_model_and_says_why(record, model, clear_number, first_try, because):
+    ok, why = accepts(record, model, clear_number=clear_number, first_try=first_try)
     assert not ok and because in why, why
 
 
 def test_clearing_the_whole_run_reuses_the_new_shared_build():
-    # everything cleared: the build ran again as try 2 in clear 1; the model task is in try 2 of clear 1 too
+    # everything cleared: the build ran again in clear 1; the model task is in its first try since that clear
     record = {**RECORD, "clear_number": 1, "try_number": 2}
-    assert accepts(record, "model.p.a", clear_number=1, try_number=2)[0]
+    assert accepts(record, "model.p.a", clear_number=1, first_try=True)[0]

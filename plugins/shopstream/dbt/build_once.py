@@ -12,7 +12,9 @@ Here:
 - `DbtBuildOnceOperator` (task `dbt_build`) runs ONE `dbt build` over the whole selection (models, unit tests,
   data tests in dbt's own order: a failing test skips what depends on its model) and records, per model, whether
   the model *and every test that gates it* passed. It fails only when dbt could not run at all: a failed model
-  is that model's task's business, not this one's.
+  is that model's task's business, not this one's. It builds only when no model task of the run has run since
+  the run was created or cleared: cleared alone or with some model tasks only, it leaves the building to the
+  cleared model tasks (a build of everything would rebuild models nobody cleared, alongside those tasks).
 - `DbtModelBuildOperator` (one task per model, rendered by Cosmos with TestBehavior.BUILD) is Cosmos' own
   `DbtBuildLocalOperator` that first looks at that record. When the shared build passed the model and its tests
   *in the same clear of this run* (see `accepts`), the task succeeds at once, logging what dbt did; otherwise it
@@ -27,7 +29,7 @@ task starts a new clear generation of the run, in which the shared build's recor
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,43 +41,55 @@ PASSED = "passed"
 _GOOD = {"success", "pass", "warn"}
 
 
+def _ancestors(parent_map: Mapping[str, list[str]], node_id: str) -> set[str]:
+    seen: set[str] = set()
+    stack = list(parent_map.get(node_id, []))
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(parent_map.get(node, []))
+    return seen
+
+
+def _test_parents(manifest: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{test id: its parents} for data tests (parent_map) and unit tests (their depends_on)."""
+    tests = {t: list(p) for t, p in (manifest.get("parent_map") or {}).items() if t.startswith(("test.", "unit_test."))}
+    for test_id, unit in (manifest.get("unit_tests") or {}).items():
+        tests.setdefault(test_id, list((unit.get("depends_on") or {}).get("nodes", [])))
+    return tests
+
+
 def gating_tests(manifest: Mapping[str, Any], model_id: str) -> list[str]:
     """The tests (data and unit tests) that `dbt build --select <model> --indirect-selection buildable` runs:
     those on the model whose other parents are all upstream of it (a relationships test gates the child, not
     the parent it points at)."""
-    parent_map: Mapping[str, list[str]] = manifest.get("parent_map") or {}
-    ancestors: set[str] = set()
-    stack = list(parent_map.get(model_id, []))
-    while stack:
-        node = stack.pop()
-        if node not in ancestors:
-            ancestors.add(node)
-            stack.extend(parent_map.get(node, []))
-    tests = []
-    for test_id, parents in parent_map.items():
-        if not test_id.startswith(("test.", "unit_test.")) or model_id not in parents:
-            continue
-        if all(p == model_id or p in ancestors for p in parents):
-            tests.append(test_id)
-    # unit tests are in manifest["unit_tests"], and not always in parent_map: their model is depends_on
-    for test_id, unit in (manifest.get("unit_tests") or {}).items():
-        if test_id not in tests and model_id in (unit.get("depends_on") or {}).get("nodes", []):
-            tests.append(test_id)
-    return sorted(tests)
+    ancestors = _ancestors(manifest.get("parent_map") or {}, model_id)
+    return sorted(t for t, parents in _test_parents(manifest).items()
+                  if model_id in parents and all(p == model_id or p in ancestors for p in parents))
 
 
 def model_outcomes(manifest: Mapping[str, Any], run_results: Mapping[str, Any]) -> dict[str, str]:
-    """Per model of the run: `passed`, or why not (its own status, or the tests that did not pass)."""
+    """Per model of the run: `passed`, or why not (its own status, or the tests that did not pass).
+
+    A test that gates no model (no parent is downstream of all its other parents, e.g. a singular test across
+    two unrelated models) and did not pass withholds `passed` from every model downstream of all its parents,
+    as dbt's own build skips them: their tasks then build them alone (and fail where the data is wrong)."""
     status = {r["unique_id"]: r["status"] for r in run_results.get("results", [])}
+    parent_map = manifest.get("parent_map") or {}
+    models = [m for m in status if m.startswith("model.")]
+    gated = {t for m in models for t in gating_tests(manifest, m)}
+    loose_failures = {t: parents for t, parents in _test_parents(manifest).items()
+                      if t in status and t not in gated and status[t] not in _GOOD}
     outcomes = {}
-    for model_id in status:
-        if not model_id.startswith("model."):
-            continue
+    for model_id in models:
         if status[model_id] not in _GOOD:
             outcomes[model_id] = f"model {status[model_id]}"
             continue
         bad = [f"{t} {status.get(t, 'not run')}" for t in gating_tests(manifest, model_id)
                if status.get(t, "not run") not in _GOOD]
+        lineage = _ancestors(parent_map, model_id) | {model_id}
+        bad += [f"upstream {t} {status[t]}" for t, parents in loose_failures.items() if set(parents) <= lineage]
         outcomes[model_id] = PASSED if not bad else "tests not passed: " + ", ".join(bad)
     return outcomes
 
@@ -91,23 +105,30 @@ def read_outcomes(project_dir: str | Path) -> dict[str, str]:
     return model_outcomes(manifest, run_results)
 
 
-def accepts(record: Mapping[str, Any] | None, model_id: str, clear_number: int, try_number: int) -> tuple[bool, str]:
+def first_try_since_clear(try_number: int, max_tries: int, retries: int) -> bool:
+    """Whether this try is the first since the task was created or last cleared (Airflow's own rule: a clear sets
+    max_tries to the try number reached plus the task's retries)."""
+    return int(try_number) == int(max_tries) - int(retries or 0) + 1
+
+
+def accepts(record: Mapping[str, Any] | None, model_id: str, clear_number: int, first_try: bool) -> tuple[bool, str]:
     """Whether a model task may take the shared build's result instead of building the model itself, and why.
 
-    Only a result of the same clear generation of the run counts (clearing a model task, alone or with its
-    downstream, bumps the run's clear_number, so a cleared task always rebuilds), and only for a try that is
-    not ahead of the shared build's own (an automatic retry of a model task means the shared result did not do).
+    Only in the first try since the task was created or cleared (an automatic retry means the shared result did
+    not do), and only a result of the same clear of the run: clearing a model task - alone or with its downstream,
+    from the UI, the CLI or the REST API with reset_dag_runs (the default) - bumps the run's clear_number, so a
+    cleared task always rebuilds, while clearing the whole run reruns the shared build too.
     """
+    if not first_try:
+        return False, "a retry of this task (the shared result did not do for its first try)"
     if not record:
         return False, "the shared dbt build left no record (it did not run or failed before dbt started)"
     if record.get("clear_number") != clear_number:
         return False, (f"this task was cleared after the shared dbt build ran (clear {clear_number}, "
                        f"build of clear {record.get('clear_number')})")
-    if try_number > int(record.get("try_number") or 1):
-        return False, f"try {try_number} of this task (the shared build ran as try {record.get('try_number')})"
     outcome = (record.get("models") or {}).get(model_id)
     if outcome is None:
-        return False, "the shared dbt build did not run this model"
+        return False, record.get("skipped") or "the shared dbt build did not run this model"
     if outcome != PASSED:
         return False, f"in the shared dbt build: {outcome}"
     return True, "built and tested by the shared dbt build of this run"
@@ -121,6 +142,17 @@ class DbtBuildOnceOperator(DbtBuildLocalOperator):
     """
 
     def execute(self, context: Any, **kwargs: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {"clear_number": int(getattr(context["dag_run"], "clear_number", 0) or 0),
+                                  "try_number": int(context["ti"].try_number), "models": {}}
+        started = self._model_tasks_started(context)
+        if started:
+            # Cleared alone, or with only some model tasks (e.g. "with upstream" of one model): a build of
+            # everything would rebuild models nobody cleared and race the model tasks that run now. The cleared
+            # model tasks build their models themselves.
+            record["skipped"] = (f"the shared dbt build did not run: {len(started)} model task(s) of this run had "
+                                 f"already run since it was last cleared (e.g. {started[0]})")
+            self.log.warning("%s; clear the whole run to rebuild everything", record["skipped"])
+            return record
         outcomes: dict[str, str] = {}
 
         def collect(project_dir: str, **_: Any) -> None:
@@ -141,8 +173,15 @@ class DbtBuildOnceOperator(DbtBuildLocalOperator):
                              len(failed), len(outcomes), "; ".join(f"{m}: {outcomes[m]}" for m in failed))
         else:
             self.log.info("dbt build: all %d models and their tests passed", len(outcomes))
-        return {"clear_number": int(getattr(context["dag_run"], "clear_number", 0) or 0),
-                "try_number": int(context["ti"].try_number), "models": outcomes}
+        record["models"] = outcomes
+        return record
+
+    def _model_tasks_started(self, context: Any) -> list[str]:
+        """The model tasks of this run that are not in their cleared/new state (None)."""
+        ti, run_id = context["ti"], context["run_id"]
+        model_task_ids = sorted(t.task_id for t in self.dag.tasks if isinstance(t, DbtModelBuildOperator))
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=model_task_ids, run_ids=[run_id]).get(run_id, {})
+        return sorted(t for t, state in states.items() if state is not None)
 
 
 class DbtModelBuildOperator(DbtBuildLocalOperator):
@@ -159,15 +198,11 @@ class DbtModelBuildOperator(DbtBuildLocalOperator):
     def execute(self, context: Any, **kwargs: Any) -> Any:
         ti = context["ti"]
         record = ti.xcom_pull(task_ids=self.build_task_id)
+        first_try = first_try_since_clear(ti.try_number, ti.max_tries, self.retries)
         ok, why = accepts(record, self.model_unique_id or "", int(getattr(context["dag_run"], "clear_number", 0) or 0),
-                          int(ti.try_number))
+                          first_try)
         if ok:
             self.log.info("%s: %s (task %s); nothing to do", self.model_unique_id, why, self.build_task_id)
             return None
         self.log.info("%s: building it here (%s)", self.model_unique_id, why)
         return super().execute(context, **kwargs)
-
-
-def model_tasks(task_ids: Iterable[str]) -> list[str]:
-    """The model tasks among task ids (for tests and the benchmark)."""
-    return [t for t in task_ids if t.endswith(".build") or t.endswith("_build")]

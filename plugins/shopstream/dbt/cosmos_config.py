@@ -32,9 +32,10 @@ from cosmos.constants import (
 )
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
+from shopstream import connections
 from shopstream.dbt.paths import MANIFEST_PATH, PROJECT_DIR, PROJECT_NAME
 
-WAREHOUSE_CONN_ID = "warehouse_db"
+WAREHOUSE_CONN_ID = connections.WAREHOUSE_DB
 PROFILE_NAME = "shopstream"
 TARGET_NAME = "airflow"
 
@@ -134,8 +135,10 @@ def _model_task_converter(config: RenderConfig, operator_class: str):  # noqa: A
             render_config=config, use_task_group=False, test_indirect_selection=test_indirect_selection,
             on_warning_callback=on_warning_callback, detached_from_parent=detached_from_parent,
         )
-        meta.operator_class = operator_class
-        return create_airflow_task(meta, dag, task_group=task_group)
+        # Only Cosmos' own build task is replaced; an ephemeral model rendered as an EmptyOperator stays one.
+        if meta is not None and meta.operator_class == "cosmos.operators.local.DbtBuildLocalOperator":
+            meta.operator_class = operator_class
+        return create_airflow_task(meta, dag, task_group=task_group) if meta is not None else None
 
     return convert
 

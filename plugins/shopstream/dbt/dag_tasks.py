@@ -1,0 +1,62 @@
+"""The dbt tasks of shopstream_dbt: one shared `dbt build`, then Cosmos' task groups `silver` and `gold` with one task
+per model, wired by the dbt graph (shopstream.dbt.build_once explains the design). Called inside a DAG context by
+dags/shopstream_dbt.py and by bench/bench_cosmos_modes.py, so the benchmark measures exactly the DAG's tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cosmos import DbtTaskGroup
+
+from shopstream.dbt.build_once import BUILD_TASK_ID, DbtBuildOnceOperator
+from shopstream.dbt.cosmos_config import (
+    cache_dir,
+    execution_config,
+    operator_args,
+    profile_config,
+    project_config,
+    render_config,
+)
+from shopstream.dbt.paths import GOLD_SELECTOR, SILVER_SELECTOR
+
+
+def build_once_task_groups(dag_id: str) -> list[Any]:
+    """dbt_build >> silver model tasks >> gold model tasks; returns the tasks that end the dbt work (the gold
+    leaves and the silver leaves nothing in gold reads, e.g. the quarantine view) for what follows them."""
+    common = {
+        "project_config": project_config(),
+        "profile_config": profile_config(),
+        "execution_config": execution_config(),
+        "operator_args": operator_args(),
+    }
+    # One dbt invocation for the whole run; no retries of its own (a failed model is retried by its own task,
+    # alone, instead of the whole build again).
+    dbt_build = DbtBuildOnceOperator(
+        task_id=BUILD_TASK_ID,
+        select=[SILVER_SELECTOR, GOLD_SELECTOR],
+        project_dir=str(common["project_config"].dbt_project_path),
+        profile_config=common["profile_config"],
+        invocation_mode=common["execution_config"].invocation_mode,
+        indirect_selection=common["execution_config"].test_indirect_selection.value,
+        env=common["project_config"].env_vars,
+        cache_dir=cache_dir(f"{dag_id}__{BUILD_TASK_ID}"),
+        retries=0,
+        **operator_args(),
+    )
+    silver = DbtTaskGroup(group_id="silver", render_config=render_config(SILVER_SELECTOR), **common)
+    gold = DbtTaskGroup(group_id="gold", render_config=render_config(GOLD_SELECTOR), **common)
+
+    # The model tasks run even when dbt_build failed outright (each then builds its model itself).
+    for root in silver.roots:
+        root.trigger_rule = "all_done"
+    dbt_build >> silver
+
+    # Gold models wait for the silver models they read, not for the whole silver group: the chain of tasks is
+    # the dbt graph's own depth (6 models), not silver's plus gold's.
+    for model_id, node in gold.dbt_graph.filtered_nodes.items():
+        if model_id in gold.tasks_map:
+            for parent_id in node.depends_on:
+                if parent_id in silver.tasks_map:
+                    silver.tasks_map[parent_id] >> gold.tasks_map[model_id]
+    return [*gold.leaves, *(t for t in silver.leaves if not t.downstream_task_ids)]
