@@ -1,23 +1,30 @@
-"""Live-Airflow benchmark: wall time of the whole pipeline under a real scheduler (scripts/airflow.sh: api-server,
-scheduler with the LocalExecutor, dag-processor, triggerer; PostgreSQL metadata database).
+"""Live-Airflow benchmark (issue #11): the pipeline's wall times under a real scheduler (scripts/airflow.sh:
+api-server, scheduler with the LocalExecutor, dag-processor, triggerer; PostgreSQL metadata database), with the
+project's own Airflow settings (local settings preloading dbt/Cosmos/task modules, scheduler idle sleep).
 
 Set-up (like tests/e2e/test_backfill_clear.py): an Airflow of its own (AIRFLOW_HOME .local/airflow-bench, a free
 port, its own metadata database), a fresh warehouse database, fresh Kafka topics, the embedded DummyJSON server
-(the snapshot), every DAG paused at creation.
+(the snapshot, no rate limit), every DAG paused at creation.
 
 1. **one hour, cold**: unpause bronze and dbt, then the extract DAG; the scheduler creates the run of the last
    complete hour. Time from that run's creation to the success of the `reconcile` task of the dbt run that
-   reconciled the hour (extract -> Asset events -> bronze -> Asset event -> dbt, 41 tasks, into empty tables).
-2. **one hour, warm**: a manual extract run with the current hour as logical date (it processes the last complete
-   hour again, the usual re-run; it also takes the next scheduled slot, so no scheduled run interferes with 3).
-   BENCH_BACKFILL_WARM=0 skips it (a scheduled run may then join 3 when it crosses the top of an hour: counted
-   in `backfill_scheduled_extract_runs`).
-3. **24-hour backfill** (BENCH_BACKFILL_HOURS, quick: 6) of the hours before: `POST /api/v2/backfills`
-   (reprocess none, max_active_runs 3) until every run of the three DAGs finished and every hour was reconciled.
+   reconciled the hour (extract -> Asset events -> bronze -> Asset event -> dbt), into empty tables.
+2. **one hour, warm** (target 1: <= 30 s): a manual extract run with the current hour as logical date (it
+   processes the last complete hour again, the usual re-run; it also takes the next scheduled slot, so no
+   scheduled run interferes with 4).
+3. **dbt DAG vs plain dbt build** (target 2: <= 2x): the wall time of that warm hour's dbt run (run start to
+   end, `reconcile` included) against a plain in-process `dbt build` (shopstream.dbt.runner, partial parse warm)
+   of the same increment: the same hour published again and loaded into bronze outside Airflow (no asset event,
+   so no DAG runs), on the same database.
+4. **task profile** (target 4): where the seconds of one extract task, the shared `dbt_build`, one model task
+   that takes the shared build's result and one that builds its model alone (cleared, so its second try
+   rebuilds) go, from queued to success (bench/task_profile.py).
+5. **backfills** (target 3: 168 hours <= 300 s): BENCH_BACKFILL_HOURS (default 24,168,720; quick: 6) hours
+   each, disjoint ranges before the hour of 1, one after the other, through `POST /api/v2/backfills` (reprocess
+   none, max_active_runs BENCH_BACKFILL_MAX_ACTIVE_RUNS, default 4) until every run of the three DAGs finished and
+   every hour was reconciled.
 
-Figures: seconds of each phase, runs per DAG, and the dbt DAG's per-task overhead (mean task duration, mean
-queued -> running latency, wall per dbt run). Run it with `make bench ONLY=backfill` (or
-`.venv/bin/python bench/run.py` with ONLY=backfill); it is not part of the test suite (~15-45 min).
+Run it with `make bench ONLY=backfill`; it is not part of the test suite (24+168+720 hours: ~25-30 min).
 """
 
 from __future__ import annotations
@@ -106,8 +113,75 @@ def _wait_hour_reconciled(airflow, hour: str, since: set[str], timeout: float) -
     raise TimeoutError(f"hour {hour} not reconciled after {timeout} s: {airflow.snapshot()}")
 
 
+def _profiles(airflow, home: Path, runs: dict[str, tuple[str, str]]) -> dict[str, dict[str, float]]:
+    """{label: phases} for the (dag_id, run_id, task_id) of each label, from its latest try."""
+    import task_profile
+
+    out = {}
+    for label, (dag_id, run_id, task_id) in runs.items():
+        ti = next(t for t in airflow.task_instances(dag_id, run_id) if t["task_id"] == task_id)
+        path = task_profile.log_path(home, dag_id, run_id, task_id, ti["try_number"], ti.get("map_index", -1))
+        out[label] = task_profile.profile(ti, path)
+    return out
+
+
+def _plain_dbt_build(env: dict, topics: dict, url: str, bootstrap: str, hour: datetime, db_params: dict) -> dict:
+    """The same hour published again and loaded into bronze outside Airflow, then a plain in-process dbt build."""
+    import psycopg
+    from shopstream.bronze.loader import BronzeLoader, LoaderSettings
+    from shopstream.dbt.paths import GOLD_SELECTOR, SILVER_SELECTOR
+    from shopstream.dbt.runner import run_dbt
+    from shopstream.dummyjson.client import DummyJSONClient
+    from shopstream.extract.tasks import extract_hour
+
+    client = DummyJSONClient(url, rate_limit=None)
+    published = extract_hour(hour, client, {"bootstrap.servers": bootstrap}, topics=topics)
+    dsn = psycopg.conninfo.make_conninfo(**db_params)
+    group = env.get("SHOPSTREAM_BRONZE_GROUP", "shopstream-bronze")
+    consumer = {"bootstrap.servers": bootstrap}
+    loaded = BronzeLoader(dsn, consumer, topics=list(topics.values()),
+                          settings=LoaderSettings(consumer_group=group)).run().as_dict()
+    target = ROOT / ".local" / "bench-dbt-target"
+    shutil.rmtree(target, ignore_errors=True)
+    run_dbt(["parse"], db_params, target_path=target)  # a plain dbt user's warm partial parse
+    build = run_dbt(["build", "--select", f"{SILVER_SELECTOR} {GOLD_SELECTOR}", "--indirect-selection", "buildable"],
+                    db_params, target_path=target)
+    return {"seconds": round(build.seconds, 1), "published": sum(c["published"] for c in published.values()),
+            "bronze_inserted": loaded["totals"]["inserted"]}
+
+
+def _backfill(airflow, first: datetime, n_hours: int, max_active_runs: int) -> dict:
+    from tests.e2e.harness import iso
+
+    before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in DAG_IDS}
+    backfill_hours = {iso(first + timedelta(hours=i)) for i in range(n_hours)}
+    t0 = datetime.now(UTC)
+    airflow.backfill("shopstream_extract", first, first + timedelta(hours=n_hours - 1), reprocess="none",
+                     max_active_runs=max_active_runs)
+    runs = airflow.settled(quiet_seconds=10, timeout=4 * 3600)
+    new = {d: [r for r in rs if r["dag_run_id"] not in before[d]] for d, rs in runs.items()}
+    failed = [(d, r["dag_run_id"], r["state"]) for d, rs in new.items() for r in rs if r["state"] != "success"]
+    assert not failed, failed
+    reconciled, ends = set(), []
+    for r in new["shopstream_dbt"]:
+        end, hours = _reconcile_end(airflow, r)
+        reconciled.update(hours)
+        if end:
+            ends.append(end)
+    missing = backfill_hours - reconciled
+    assert not missing, f"backfilled hours never reconciled: {sorted(missing)}"
+    extract_runs = [r for r in new["shopstream_extract"] if r["run_type"] == "backfill"]
+    assert len(extract_runs) == n_hours, [r["dag_run_id"] for r in new["shopstream_extract"]]
+    seconds = round((max(ends) - t0).total_seconds(), 1)
+    return {"hours": n_hours, "seconds": seconds, "s_per_hour": round(seconds / n_hours, 2),
+            "runs": {d: len(rs) for d, rs in new.items()},
+            "scheduled_extract_runs": sum(r["run_type"] == "scheduled" for r in new["shopstream_extract"]),
+            "dbt": _dbt_overhead(airflow, new["shopstream_dbt"])}
+
+
 def run(quick: bool) -> list[dict]:
     _project_env()
+    sys.path.insert(0, str(ROOT / "bench"))
     import psycopg
     from shopstream.dummyjson.server import DummyJSONServer, resolve_catalog
 
@@ -121,7 +195,8 @@ def run(quick: bool) -> list[dict]:
         warehouse_env,
     )
 
-    n_hours = int(os.environ.get("BENCH_BACKFILL_HOURS") or (6 if quick else 24))
+    sizes = [int(h) for h in (os.environ.get("BENCH_BACKFILL_HOURS") or ("6" if quick else "24,168,720")).split(",")]
+    max_active_runs = int(os.environ.get("BENCH_BACKFILL_MAX_ACTIVE_RUNS", 4))
     for script in ("postgres.sh", "kafka.sh"):
         subprocess.run([str(ROOT / "scripts" / script), "start"], check=True, capture_output=True)
     bootstrap = os.environ["KAFKA_BOOTSTRAP"]
@@ -129,21 +204,23 @@ def run(quick: bool) -> list[dict]:
     url = server.start()
     db, topics, admin = create_warehouse_and_topics(_admin_dsn(), os.environ["PGUSER"], bootstrap, "bench_bf", "bench",
                                                     int(os.environ.get("SHOPSTREAM_KAFKA_PARTITIONS", 3)))
+    db_params = {"host": os.environ["PGHOST"], "port": os.environ["PGPORT"], "dbname": db,
+                 "user": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}
     env = pipeline_env(topics, url, bootstrap)
-    env.update(warehouse_env({"host": os.environ["PGHOST"], "port": os.environ["PGPORT"], "dbname": db,
-                              "user": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}))
+    env.update(warehouse_env(db_params))
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
     env["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"] = "600"
     home = ROOT / ".local" / "airflow-bench"
     shutil.rmtree(home, ignore_errors=True)
     airflow = LiveAirflow(home, env)
-    figures: dict = {"parallelism": int(os.environ.get("AIRFLOW__CORE__PARALLELISM", 4)), "cpus": os.cpu_count()}
+    figures: dict = {"parallelism": int(os.environ.get("AIRFLOW__CORE__PARALLELISM", 4)), "cpus": os.cpu_count(),
+                     "load_before": os.getloadavg()[0]}
     t = time.monotonic()
     airflow.start()
     try:
         airflow.wait_for_dags()
         figures["airflow_start_s"] = round(time.monotonic() - t, 1)
-        current = current_hour(timedelta(minutes=2))
+        current = current_hour(timedelta(minutes=3))
         last = current - timedelta(hours=1)
 
         # 1. the scheduler's own run of the last complete hour, into empty tables
@@ -158,56 +235,57 @@ def run(quick: bool) -> list[dict]:
         first_dbt = airflow.runs("shopstream_dbt")
 
         # 2. the same hour again, by a manual run (the usual re-run); takes the next scheduled slot
-        if os.environ.get("BENCH_BACKFILL_WARM", "1") == "1":
-            t0 = datetime.now(UTC)
-            airflow.trigger("shopstream_extract", logical_date=current)
-            end, _ = _wait_hour_reconciled(airflow, iso(last), seen, timeout=1800)
-            figures["hour_warm_s"] = round((end - t0).total_seconds(), 1)
-            airflow.settled(timeout=1800)
-        before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in DAG_IDS}
-
-        # 3. the n_hours before, through Airflow's backfill
-        first = last - timedelta(hours=n_hours)
-        backfill_hours = {iso(first + timedelta(hours=i)) for i in range(n_hours)}
         t0 = datetime.now(UTC)
-        airflow.backfill("shopstream_extract", first, first + timedelta(hours=n_hours - 1), reprocess="none",
-                         max_active_runs=3)
-        runs = airflow.settled(quiet_seconds=10, timeout=4 * 3600)
-        new = {d: [r for r in rs if r["dag_run_id"] not in before[d]] for d, rs in runs.items()}
-        failed = [(d, r["dag_run_id"], r["state"]) for d, rs in new.items() for r in rs if r["state"] != "success"]
-        assert not failed, failed
-        reconciled, ends = set(), []
-        for r in new["shopstream_dbt"]:
-            end, hours = _reconcile_end(airflow, r)
-            reconciled.update(hours)
-            if end:
-                ends.append(end)
-        missing = backfill_hours - reconciled
-        assert not missing, f"backfilled hours never reconciled: {sorted(missing)}"
-        extract_runs = [r for r in new["shopstream_extract"] if r["run_type"] == "backfill"]
-        assert len(extract_runs) == n_hours, [r["dag_run_id"] for r in new["shopstream_extract"]]
-        figures[f"backfill_{n_hours}h_s"] = round((max(ends) - t0).total_seconds(), 1)
-        figures["backfill_runs"] = {d: len(rs) for d, rs in new.items()}
-        figures["backfill_scheduled_extract_runs"] = sum(r["run_type"] == "scheduled" for r in new["shopstream_extract"])
+        extract_run = airflow.trigger("shopstream_extract", logical_date=current)
+        end, warm_dbt = _wait_hour_reconciled(airflow, iso(last), seen, timeout=1800)
+        figures["hour_warm_s"] = round((end - t0).total_seconds(), 1)
+        airflow.settled(timeout=1800)
+        warm_dbt = next(r for r in airflow.runs("shopstream_dbt") if r["dag_run_id"] == warm_dbt["dag_run_id"])
+        figures["dbt_dag_run_s"] = round((_ts(warm_dbt["end_date"]) - _ts(warm_dbt["start_date"])).total_seconds(), 1)
+
+        # 3. the same increment once more, outside Airflow, through a plain dbt build
+        figures["plain_dbt_build"] = _plain_dbt_build(env, topics, url, bootstrap, last, db_params)
+
+        # 4. where a task's seconds go; then one model task cleared, so that its second try builds its model alone
+        run_id = warm_dbt["dag_run_id"]
+        rebuilt = "gold.agg_orders_daily_model_build"
+        airflow.clear("shopstream_dbt", run_id, [rebuilt], downstream=True)
+        airflow.settled(timeout=1800)
+        figures["profile"] = _profiles(airflow, home, {
+            "extract publish_hour": ("shopstream_extract", extract_run["dag_run_id"], "publish_hour"),
+            "dbt_build (shared build)": ("shopstream_dbt", run_id, "dbt_build"),
+            "model task, shared result": ("shopstream_dbt", run_id, "silver.orders_model_build"),
+            "model task, builds alone": ("shopstream_dbt", run_id, rebuilt),
+        })
+
+        # 5. backfills of disjoint ranges before the hour of 1
+        end_hour = last - timedelta(hours=1)
+        figures["backfills"] = []
+        for n_hours in sizes:
+            first = end_hour - timedelta(hours=n_hours - 1)
+            figures["backfills"].append(_backfill(airflow, first, n_hours, max_active_runs))
+            end_hour = first - timedelta(hours=1)
         figures["hour_cold_dbt"] = _dbt_overhead(airflow, first_dbt)
-        figures["backfill_dbt"] = _dbt_overhead(airflow, new["shopstream_dbt"])
-        with psycopg.connect(**{"host": os.environ["PGHOST"], "port": os.environ["PGPORT"], "dbname": db,
-                                "user": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}) as conn:
+        with psycopg.connect(**db_params) as conn:
             figures["bronze_rows"] = conn.execute("select count(*) from bronze.raw_events").fetchone()[0]
             figures["gold_fct_orders"] = conn.execute("select count(*) from gold.fct_orders").fetchone()[0]
+        figures["load_after"] = os.getloadavg()[0]
     finally:
         try:
             airflow.stop()
         finally:
             server.stop()
             drop_warehouse_and_topics(_admin_dsn(), db, admin, topics)
-    per_hour = figures[f"backfill_{n_hours}h_s"] / n_hours
+    week = next((b for b in figures["backfills"] if b["hours"] == 168), None)
+    ratios = {"dbt_dag_vs_plain_build": round(figures["dbt_dag_run_s"] / figures["plain_dbt_build"]["seconds"], 2)}
+    ratios.update({f"backfill_{b['hours']}h_s_per_hour": b["s_per_hour"] for b in figures["backfills"]})
     return [{
-        "name": f"live Airflow: one hour end to end; {n_hours}-hour backfill",
+        "name": "live Airflow: one hour end to end; dbt DAG vs plain dbt build; backfills",
         "figures": figures,
-        "ratios": {"backfill_s_per_hour": round(per_hour, 1),
-                   "backfill_hour_vs_single_hour": round(per_hour / figures.get("hour_warm_s", figures["hour_cold_s"]), 2)},
-        "targets": {},
+        "ratios": ratios,
+        "targets": {"hour_warm_s <= 30": figures["hour_warm_s"] <= 30,
+                    "dbt_dag_vs_plain_build <= 2": ratios["dbt_dag_vs_plain_build"] <= 2,
+                    "backfill_168h_s <= 300": (week["seconds"] <= 300) if week else None},
         "notes": "wall times under the LocalExecutor (parallelism above) on this machine, concurrent load included; "
                  "hour = extract run created -> reconcile success",
     }]

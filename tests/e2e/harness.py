@@ -287,7 +287,14 @@ class LiveAirflow:
             "max_active_runs": max_active_runs, "run_backwards": False, "dag_run_conf": {}})
 
     def runs(self, dag_id: str) -> list[dict]:
-        return self.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "run_after"})["dag_runs"]
+        """Every run of `dag_id`, oldest first (the API pages by 100: a week's backfill is 168 runs)."""
+        out: list[dict] = []
+        while True:
+            page = self.api("GET", f"/dags/{dag_id}/dagRuns",
+                            params={"limit": 100, "offset": len(out), "order_by": "run_after"})
+            out += page["dag_runs"]
+            if not page["dag_runs"] or len(out) >= page["total_entries"]:
+                return out
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
