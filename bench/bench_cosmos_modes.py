@@ -152,6 +152,7 @@ class _Airflow:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",  # as scripts/airflow.sh
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",  # as scripts/airflow.sh
             "AIRFLOW_CONN_WAREHOUSE_DB": json.dumps({
                 "conn_type": "postgres", "host": p["host"], "port": p["port"], "schema": p["dbname"],
                 "login": p["user"], "password": p["password"]}),
