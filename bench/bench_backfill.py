@@ -249,7 +249,7 @@ def run(quick: bool) -> list[dict]:
         # 4. where a task's seconds go; then one model task cleared, so that its second try builds its model alone
         run_id = warm_dbt["dag_run_id"]
         rebuilt = "gold.agg_orders_daily_model_build"
-        airflow.clear("shopstream_dbt", run_id, [rebuilt], downstream=True)
+        airflow.clear("shopstream_dbt", run_id, [rebuilt], downstream=True, only_failed=False)
         airflow.settled(timeout=1800)
         figures["profile"] = _profiles(airflow, home, {
             "extract publish_hour": ("shopstream_extract", extract_run["dag_run_id"], "publish_hour"),
