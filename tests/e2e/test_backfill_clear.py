@@ -44,8 +44,8 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.slow]
 
 N_HOURS = 6
-# Upper bound of each wait for the pipeline to settle. A dbt run is ~20 dependent tasks deep: ~2-3 min on an idle
-# 2-core machine, ~10 min when other test runs load it (load average ~15 measured); a wait may cover two dbt runs.
+# Upper bound of each wait for the pipeline to settle. A dbt run is a shared dbt build and a chain of 6 model tasks:
+# ~10-30 s on an idle 2-core machine, minutes when other test runs load it; a wait may cover several dbt runs.
 SETTLE_TIMEOUT = 2400
 
 # The e2e Airflow's own configuration (AIRFLOW_HOME/config/airflow_local_settings.py), not code changes:
