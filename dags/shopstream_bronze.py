@@ -25,8 +25,7 @@ malformed.
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 from shopstream import dag_defaults
@@ -43,7 +42,7 @@ default_args = {
     dag_id="shopstream_bronze",
     description="Kafka -> bronze.raw_events (exactly once per topic/partition/offset), parallel by partition",
     schedule=list(KAFKA_TOPIC_ASSETS.values()),
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    start_date=dag_defaults.START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
@@ -51,10 +50,13 @@ default_args = {
     params={
         "topics": Param(None, type=["null", "array"], items={"type": "string"},
                         description="Topics to load (default: customers, products, orders, events)"),
-        "load_tasks": Param(int(os.environ.get("SHOPSTREAM_BRONZE_LOAD_TASKS", "3")), type="integer",
-                            minimum=1, maximum=64, description="Parallel load tasks (partition groups)"),
-        "consumer_group": Param(os.environ.get("SHOPSTREAM_BRONZE_GROUP", "shopstream-bronze"),
-                                type="string", description="Offsets key in bronze.consumer_offsets"),
+        # None: SHOPSTREAM_BRONZE_LOAD_TASKS / SHOPSTREAM_BRONZE_GROUP, read (and checked) when the task runs, so
+        # a bad value fails that task with a message naming the variable instead of breaking the DAG's import.
+        "load_tasks": Param(None, type=["null", "integer"], minimum=1, maximum=64,
+                            description="Parallel load tasks (partition groups); default SHOPSTREAM_BRONZE_LOAD_TASKS, else 3"),
+        "consumer_group": Param(None, type=["null", "string"],
+                                description="Offsets key in bronze.consumer_offsets; default SHOPSTREAM_BRONZE_GROUP, "
+                                            "else shopstream-bronze"),
         "max_seconds": Param(1800, type=["null", "number"], minimum=1,
                              description="Time budget per load task (the rest is left as lag)"),
     },

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, task
+from airflow.sdk import dag, task
 from shopstream import dag_defaults
 from shopstream.assets import BRONZE_RAW_EVENTS, GOLD, RECONCILED
 from shopstream.dbt.dag_tasks import build_once_task_groups
@@ -30,7 +30,7 @@ DEFAULT_ARGS = {
     "execution_timeout": timedelta(minutes=30),
 }
 
-with DAG(
+@dag(
     dag_id="shopstream_dbt",
     description="dbt: bronze.raw_events -> silver -> gold (Cosmos, incremental)",
     schedule=[BRONZE_RAW_EVENTS],
@@ -40,8 +40,9 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["shopstream", "dbt", "silver", "gold"],
     doc_md=__doc__,
-) as dag:
-    dbt_done = build_once_task_groups(dag.dag_id)
+)
+def shopstream_dbt():
+    dbt_done = build_once_task_groups("shopstream_dbt")
     publish_gold = EmptyOperator(task_id="publish_gold", outlets=[GOLD])
 
     @task(task_id="reconcile", inlets=[BRONZE_RAW_EVENTS, RECONCILED], outlets=[RECONCILED])
@@ -53,3 +54,6 @@ with DAG(
 
     dbt_done >> publish_gold
     dbt_done >> reconcile()
+
+
+shopstream_dbt()

@@ -10,7 +10,7 @@ topic: half the API requests and a quarter of the task starts per hour, which is
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from shopstream import dag_defaults
@@ -27,7 +27,7 @@ default_args = {
     dag_id="shopstream_extract",
     description="DummyJSON snapshot + derived orders/events -> Kafka, one logical hour per run",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),  # backfills can reach back to here
+    start_date=dag_defaults.START_DATE,  # backfills can reach back to here
     catchup=False,
     max_active_runs=2,
     default_args=default_args,

@@ -86,8 +86,27 @@ def test_retries_with_exponential_backoff(dag):
 def test_params(dag):
     params = dag.params
     assert params["topics"] is None
-    assert params["load_tasks"] >= 1
-    assert params["consumer_group"] == "shopstream-bronze"
+    # read when the tasks run, not at parse time
+    assert params["load_tasks"] is None and params["consumer_group"] is None
+
+
+def test_load_tasks_and_group_come_from_the_param_then_the_environment(monkeypatch):
+    from shopstream.bronze.airflow_entry import consumer_group, load_tasks
+
+    monkeypatch.delenv("SHOPSTREAM_BRONZE_LOAD_TASKS", raising=False)
+    monkeypatch.delenv("SHOPSTREAM_BRONZE_GROUP", raising=False)
+    assert (load_tasks(None), consumer_group(None)) == (3, "shopstream-bronze")
+    monkeypatch.setenv("SHOPSTREAM_BRONZE_LOAD_TASKS", "5")
+    monkeypatch.setenv("SHOPSTREAM_BRONZE_GROUP", "g-env")
+    assert (load_tasks(None), consumer_group(None)) == (5, "g-env")
+    assert (load_tasks(2), consumer_group("g-param")) == (2, "g-param")
+
+
+def test_a_bad_load_tasks_variable_does_not_break_the_dag_import(monkeypatch):
+    import airflow.sdk  # noqa: F401
+
+    monkeypatch.setenv("SHOPSTREAM_BRONZE_LOAD_TASKS", "many")  # the task's preflight reports it, by name
+    assert _load_module("shopstream_bronze_dag_bad_env").shopstream_bronze().dag_id == "shopstream_bronze"
 
 
 def test_default_topics_follow_the_extract_overrides(monkeypatch):

@@ -102,16 +102,29 @@ def apply_ddl(warehouse_conn_id: str = BRONZE_CONN_ID) -> list[str]:
     return tables
 
 
-def plan(topic_override: list[str] | None, n_groups: int, consumer_group: str,
+def load_tasks(param: int | None = None) -> int:
+    """The number of load tasks: the DAG param when given, else SHOPSTREAM_BRONZE_LOAD_TASKS (checked by the
+    task's preflight), else 3."""
+    return int(param) if param else int(os.environ.get("SHOPSTREAM_BRONZE_LOAD_TASKS") or 3)
+
+
+def consumer_group(param: str | None = None) -> str:
+    """The offsets key: the DAG param when given, else SHOPSTREAM_BRONZE_GROUP, else the loader's default."""
+    from shopstream.bronze.loader import DEFAULT_GROUP
+
+    return param or os.environ.get("SHOPSTREAM_BRONZE_GROUP") or DEFAULT_GROUP
+
+
+def plan(topic_override: list[str] | None, n_groups: int | None, group: str | None,
          warehouse_conn_id: str = BRONZE_CONN_ID, kafka_conn_id: str = KAFKA_CONN_ID) -> list[list[str]]:
     from shopstream.bronze.loader import plan_groups
 
     _preflight(warehouse_conn_id, kafka_conn_id)
     return plan_groups(postgres_conninfo(warehouse_conn_id), kafka_config(kafka_conn_id),
-                       topics(topic_override), n_groups, consumer_group)
+                       topics(topic_override), load_tasks(n_groups), consumer_group(group))
 
 
-def load(partitions: list[str], consumer_group: str, max_seconds: float | None = None,
+def load(partitions: list[str], group: str | None, max_seconds: float | None = None,
          batch_max_messages: int | None = None, warehouse_conn_id: str = BRONZE_CONN_ID,
          kafka_conn_id: str = KAFKA_CONN_ID) -> dict[str, Any]:
     from shopstream.bronze.loader import BronzeLoader, LoaderSettings
@@ -119,7 +132,7 @@ def load(partitions: list[str], consumer_group: str, max_seconds: float | None =
 
     _preflight(warehouse_conn_id, kafka_conn_id)
     conninfo = postgres_conninfo(warehouse_conn_id)
-    kwargs: dict[str, Any] = {"consumer_group": consumer_group, "max_seconds": max_seconds,
+    kwargs: dict[str, Any] = {"consumer_group": consumer_group(group), "max_seconds": max_seconds,
                               "apply_ddl": may_apply_ddl(conninfo)}
     if batch_max_messages:
         kwargs["batch_max_messages"] = batch_max_messages
