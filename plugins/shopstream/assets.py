@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-TOPICS = ("customers", "products", "orders", "events")
+from shopstream.topics import TOPICS
 
 KAFKA_TOPIC_ASSETS: dict[str, Asset] = {topic: Asset(f"shopstream.kafka.{topic}") for topic in TOPICS}
 BRONZE_RAW_EVENTS = Asset("shopstream.bronze.raw_events")

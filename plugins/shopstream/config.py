@@ -21,23 +21,23 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-#: The contract's topics (shopstream.assets.TOPICS; repeated here to stay import-free - a unit test keeps them equal).
-TOPICS = ("customers", "products", "orders", "events")
+from shopstream import connections
+from shopstream.topics import ENV_PREFIX as TOPIC_PREFIX
+from shopstream.topics import TOPICS
 
 #: The project's connections and their types.
 CONNECTIONS: dict[str, str] = {
-    "warehouse_db": "postgres",  # dbt: owns staging/silver/gold, reads bronze
-    "bronze_db": "postgres",  # the bronze loader: appends to bronze only
-    "analyst_db": "postgres",  # analysts / BI: read-only on gold
-    "kafka_default": "kafka",
-    "dummyjson_api": "http",
+    connections.WAREHOUSE_DB: "postgres",  # dbt: owns staging/silver/gold, reads bronze
+    connections.BRONZE_DB: "postgres",  # the bronze loader: appends to bronze only
+    connections.ANALYST_DB: "postgres",  # analysts / BI: read-only on gold
+    connections.KAFKA: "kafka",
+    connections.DUMMYJSON_API: "http",
 }
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER")
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-TOPIC_PREFIX = "SHOPSTREAM_TOPIC_"
 FIX = "Fix it in .env (see .env.example for the form)"
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -51,10 +50,11 @@ from typing import Any
 
 from shopstream import connections
 from shopstream.hours import hour_iso, parse_hour, to_utc_hour
+from shopstream.topics import TOPICS, topic_names
 
 log = logging.getLogger(__name__)
 
-BASE_TOPICS = ("customers", "products", "orders", "events")
+BASE_TOPICS = TOPICS
 ENTITIES = ("customers", "products", "orders", "order_items", "events")
 
 #: entity -> (bronze topic, silver table, silver key column, gold table or None)
@@ -290,7 +290,7 @@ def collect(conn, hours: Iterable[datetime], expected: Mapping[str, Mapping[str,
             topics: Mapping[str, str] | None = None) -> tuple[list[HourCounts], list[DayCounts]]:
     """Count every entity of every hour in the warehouse (psycopg 3 connection). `topics` maps a base topic to
     the Kafka topic name bronze holds (default: $SHOPSTREAM_TOPIC_<NAME> or the base name)."""
-    topics = dict(topics or {t: os.environ.get(f"SHOPSTREAM_TOPIC_{t.upper()}") or t for t in BASE_TOPICS})
+    topics = dict(topics or topic_names())
     expected = expected or {}
     hour_rows: list[HourCounts] = []
     days: set[date] = set()

@@ -18,11 +18,11 @@ import logging
 import os
 from typing import Any
 
-from shopstream.assets import TOPICS
 from shopstream.connections import BRONZE_DB as BRONZE_CONN_ID
 from shopstream.connections import KAFKA as KAFKA_CONN_ID
 from shopstream.connections import WAREHOUSE_DB as WAREHOUSE_CONN_ID
 from shopstream.connections import kafka_config, postgres_conninfo
+from shopstream.topics import topic_names
 
 log = logging.getLogger("shopstream.bronze")
 
@@ -32,7 +32,7 @@ def topics(override: list[str] | None = None) -> list[str]:
     by ``SHOPSTREAM_TOPIC_<NAME>`` when set (the same variables the extract DAG honours)."""
     if override:
         return list(override)
-    return [os.environ.get(f"SHOPSTREAM_TOPIC_{t.upper()}") or t for t in TOPICS]
+    return list(topic_names().values())
 
 
 def _preflight(conn_id: str, kafka_conn_id: str | None = None) -> None:

@@ -23,8 +23,7 @@ from shopstream.extract.derive import (
 )
 from shopstream.extract.pii import scrub_user
 from shopstream.hours import HOUR, epoch_ms, hour_iso, to_utc_hour
-
-TOPICS = ("customers", "products", "orders", "events")
+from shopstream.topics import TOPICS
 
 #: DummyJSON resources each topic needs (what its task fetches).
 RESOURCES: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,6 @@ task publishes to; read when the task runs, never at DAG parse time.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -36,20 +35,13 @@ from shopstream.extract.derive import (
     DEFAULT_SETTINGS,
     DeriveSettings,
 )
-from shopstream.extract.messages import RESOURCES, TOPICS, Snapshot, build_messages
+from shopstream.extract.messages import RESOURCES, Snapshot, build_messages
 from shopstream.extract.publisher import close_producer, open_producer, publish
 from shopstream.hours import hour_iso, logical_hour
+from shopstream.topics import TOPICS, topic_name
 
 log = logging.getLogger(__name__)
 
-
-
-def topic_name(base_topic: str, environ: Mapping[str, str] | None = None) -> str:
-    """The Kafka topic for `base_topic`: `$SHOPSTREAM_TOPIC_<BASE>` when set, else the base name."""
-    if base_topic not in TOPICS:
-        raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
-    env = os.environ if environ is None else environ
-    return env.get(f"SHOPSTREAM_TOPIC_{base_topic.upper()}") or base_topic
 
 
 def settings_from_params(params: Mapping[str, Any] | None) -> DeriveSettings:
