@@ -1,8 +1,8 @@
 """The thin Airflow layer of the bronze stage: Airflow connections -> loader arguments, one function per task.
 
-Imported inside the DAG's task functions only (never at DAG parse time). Connections: ``bronze_db`` (PostgreSQL,
-via PostgresHook: the loader's own least-privilege role, which may only append to bronze) and ``kafka_default``
-(the Kafka provider's KafkaConsumerHook: its ``extra`` is the confluent-kafka config, SASL/TLS included).
+Imported inside the DAG's task functions only (never at DAG parse time). Connections, built by
+shopstream.connections: ``bronze_db`` (PostgreSQL with its TLS extras: the loader's own least-privilege role, which
+may only append to bronze) and ``kafka_default`` (its ``extra`` is the confluent-kafka config, SASL/TLS included).
 Every task first checks its configuration (shopstream.config) and fails at once, without retries, when a
 connection or variable is missing or malformed.
 
