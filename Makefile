@@ -18,11 +18,12 @@ test-quick: ## the suite without the slow, fault and browser tests
 faults: ## the fault-injection suite with its summary
 	@$(S)/test.sh -m faults $(PYTEST_ARGS)
 
-venv: ## create/refresh .venv from requirements.lock
-	@$(S)/bootstrap.sh
+venv: ## create/refresh .venv from requirements-dev.lock (the runtime set plus the test tools)
+	@$(S)/bootstrap.sh --dev
 
-lock: ## re-pin requirements.lock from requirements.txt
+lock: ## re-pin requirements.lock (runtime) and requirements-dev.lock (runtime pins + test tools)
 	@uv pip compile requirements.txt -o requirements.lock --python-version 3.11
+	@uv pip compile requirements-dev.txt -o requirements-dev.lock --python-version 3.11
 
 up: ## start PostgreSQL, Kafka and the local DummyJSON server (idempotent)
 	@$(S)/services.sh up
@@ -53,7 +54,7 @@ bench: up ## run the benchmarks under bench/, write bench/results/latest.json
 	@source $(S)/common.sh && .venv/bin/python bench/run.py
 
 lint: ## ruff
-	@.venv/bin/ruff check .
+	@$(S)/bootstrap.sh --dev && .venv/bin/ruff check .
 
 clean: down ## stop services and delete .local/ (all local data)
 	rm -rf .local

@@ -1,5 +1,6 @@
 # ShopStream's Airflow image for docker-compose.yaml: the official Airflow 3.3.2 image plus requirements.lock,
-# so containers run the same pinned packages as the native .venv (scripts/bootstrap.sh). dags/, plugins/ and
+# so containers run the same pinned packages as the native .venv (scripts/bootstrap.sh). Only the runtime lock:
+# the test and development tools of requirements-dev.lock stay out of the image. dags/, plugins/ and
 # include/ are NOT copied: docker-compose.yaml mounts them (and .dockerignore keeps them out of the context).
 # Build context: the repository root (docker compose build).
 FROM apache/airflow:3.3.2-python3.11

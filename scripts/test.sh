@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's test command (`make test`): venv from the lock, real services, the whole pytest suite.
+# The README's test command (`make test`): venv from the dev lock (runtime + test tools), real services, the whole
+# pytest suite.
 # Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" tests/unit
 source "$(dirname "$0")/common.sh"
-"$ROOT/scripts/bootstrap.sh"
+"$ROOT/scripts/bootstrap.sh" --dev
 "$ROOT/scripts/postgres.sh" start
 "$ROOT/scripts/kafka.sh" start
 cd "$ROOT"
