@@ -183,7 +183,7 @@ def run(quick: bool) -> list[dict]:
     _project_env()
     sys.path.insert(0, str(ROOT / "bench"))
     import psycopg
-    from shopstream.dummyjson.server import DummyJSONServer, resolve_catalog
+    from shopstream.dummyjson_stub.server import DummyJSONServer, resolve_catalog
 
     from tests.e2e.harness import (
         LiveAirflow,

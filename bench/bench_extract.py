@@ -97,7 +97,7 @@ def _has_leaders(producer, topic: str) -> bool:
 
 
 def run(quick: bool) -> list[dict]:
-    from shopstream.dummyjson.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
+    from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
 
     bootstrap = _bootstrap()
     folder = snapshot_dir(ROOT)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 
 def _extract(catalog, label: str, *, page_size: int, rate_limit: int | None) -> dict:
     from shopstream.dummyjson.client import DummyJSONClient
-    from shopstream.dummyjson.server import DummyJSONServer
+    from shopstream.dummyjson_stub.server import DummyJSONServer
 
     with DummyJSONServer(catalog, rate_limit=rate_limit) as url:
         client = DummyJSONClient(url, page_size=page_size, rate_limit=rate_limit)
@@ -51,7 +51,7 @@ def _extract(catalog, label: str, *, page_size: int, rate_limit: int | None) -> 
 
 
 def run(quick: bool) -> list[dict]:
-    from shopstream.dummyjson.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
+    from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
 
     folder = snapshot_dir(ROOT)
     base = load_snapshot(folder) if has_snapshot(folder) else generate_catalog()

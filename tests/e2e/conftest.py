@@ -18,7 +18,7 @@ from tests.e2e.harness import BASES, ROOT, pipeline_env
 def dummyjson_api():
     """The project's DummyJSON-compatible server on a free port, in a thread of this process, serving the
     snapshot (or the generated catalogue when the snapshot is absent); no rate limit, no faults."""
-    from shopstream.dummyjson.server import DummyJSONServer, resolve_catalog
+    from shopstream.dummyjson_stub.server import DummyJSONServer, resolve_catalog
 
     server = DummyJSONServer(resolve_catalog(), port=0, rate_limit=None)
     url = server.start()

@@ -32,7 +32,7 @@ def admin_dsn(dbname: str = "postgres") -> str:
 def dummyjson_api():
     """The project's DummyJSON-compatible server (snapshot, or the generated catalogue) on a free port, in a
     thread of this process; no rate limit, no faults."""
-    from shopstream.dummyjson.server import DummyJSONServer, resolve_catalog
+    from shopstream.dummyjson_stub.server import DummyJSONServer, resolve_catalog
 
     server = DummyJSONServer(resolve_catalog(), port=0, rate_limit=None)
     url = server.start()

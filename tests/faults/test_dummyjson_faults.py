@@ -28,7 +28,6 @@ import psycopg
 import pytest
 from shopstream import faults
 from shopstream.bronze.loader import BronzeLoader, LoaderSettings
-from shopstream.dummyjson.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
 from shopstream.dummyjson.client import (
     DummyJSONClient,
     DummyJSONError,
@@ -36,7 +35,8 @@ from shopstream.dummyjson.client import (
     InconsistentDataError,
     RetryBudgetExhausted,
 )
-from shopstream.dummyjson.server import DummyJSONServer
+from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.server import DummyJSONServer
 from shopstream.extract.messages import RESOURCES, Snapshot, build_messages
 from shopstream.extract.tasks import extract_topic
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from shopstream.dummyjson.catalog import has_snapshot, load_snapshot, snapshot_dir
 from shopstream.dummyjson.client import DummyJSONClient
-from shopstream.dummyjson.server import DummyJSONServer
+from shopstream.dummyjson_stub.catalog import has_snapshot, load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.server import DummyJSONServer
 from shopstream.extract.messages import RESOURCES, TOPICS, Snapshot, build_messages, hour_bounds_ms
 from shopstream.extract.tasks import extract_topic
 

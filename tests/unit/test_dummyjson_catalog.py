@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from shopstream.dummyjson.catalog import (
+from shopstream.dummyjson_stub.catalog import (
     catalog_digest,
     generate_catalog,
     has_snapshot,
@@ -54,7 +54,7 @@ def test_generator_is_deterministic_across_processes(generated):
     again = generate_catalog(users=600, products=500, carts=700, seed=13)
     assert catalog_digest(again) == catalog_digest(generated)
     assert catalog_digest(generate_catalog(users=600, products=500, carts=700, seed=14)) != catalog_digest(generated)
-    code = ("from shopstream.dummyjson.catalog import generate_catalog, catalog_digest;"
+    code = ("from shopstream.dummyjson_stub.catalog import generate_catalog, catalog_digest;"
             "print(catalog_digest(generate_catalog(users=600, products=500, carts=700, seed=13)))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={"PYTHONPATH": str(PLUGINS), "PYTHONHASHSEED": "123"})

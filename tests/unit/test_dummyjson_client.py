@@ -11,7 +11,6 @@ import random
 import threading
 
 import pytest
-from shopstream.dummyjson.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
 from shopstream.dummyjson.client import (
     DummyJSONClient,
     DummyJSONError,
@@ -21,7 +20,8 @@ from shopstream.dummyjson.client import (
     RateLimiter,
     RetryBudgetExhausted,
 )
-from shopstream.dummyjson.server import DummyJSONServer
+from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.server import DummyJSONServer
 
 
 class FakeClock:

@@ -6,9 +6,9 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from shopstream.dummyjson.catalog import generate_catalog
 from shopstream.dummyjson.hook import DummyJSONHook, base_url_from_connection, client_kwargs_from_extra
-from shopstream.dummyjson.server import DummyJSONServer
+from shopstream.dummyjson_stub.catalog import generate_catalog
+from shopstream.dummyjson_stub.server import DummyJSONServer
 
 
 def conn(**kw):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from shopstream.dummyjson.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
-from shopstream.dummyjson.server import DummyJSONServer, FaultPlan, js_number, js_parse_int, main
+from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.server import DummyJSONServer, FaultPlan, js_number, js_parse_int, main
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from shopstream.dummyjson.catalog import generate_catalog, load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.catalog import generate_catalog, load_snapshot, snapshot_dir
 from shopstream.extract.derive import (
     DEFAULT_SETTINGS,
     EVENT_TYPES,
@@ -220,7 +220,7 @@ def test_derivation_is_identical_in_a_fresh_process_with_another_hash_seed(snap)
     code = (
         "import sys, json; sys.path.insert(0, 'plugins');"
         "from datetime import datetime, UTC;"
-        "from shopstream.dummyjson.catalog import load_snapshot, snapshot_dir;"
+        "from shopstream.dummyjson_stub.catalog import load_snapshot, snapshot_dir;"
         "from shopstream.extract.derive import derive_orders, derive_events;"
         "s = load_snapshot(snapshot_dir()); h = datetime(2026, 11, 27, 13, tzinfo=UTC);"
         "o = derive_orders(s.carts, h);"

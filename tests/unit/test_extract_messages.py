@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from shopstream.dummyjson.catalog import generate_catalog, load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.catalog import generate_catalog, load_snapshot, snapshot_dir
 from shopstream.extract.derive import DEFAULT_SETTINGS
 from shopstream.extract.messages import (
     TOPICS,

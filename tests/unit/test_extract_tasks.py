@@ -10,7 +10,7 @@ import pendulum
 import pytest
 import shopstream.extract.tasks as tasks
 from shopstream.assets import KAFKA_TOPIC_ASSETS
-from shopstream.dummyjson.catalog import load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.catalog import load_snapshot, snapshot_dir
 from shopstream.extract.messages import TOPICS
 from shopstream.extract.publisher import PublishResult
 

@@ -1,10 +1,11 @@
-"""DummyJSON source for ShopStream: API client, Airflow hook, local compatible server, catalogue generator.
+"""DummyJSON source for ShopStream: the API client and its Airflow hook (the production side).
 
 ``from shopstream.dummyjson import DummyJSONClient`` needs no Airflow; the hook lives in
-``shopstream.dummyjson.hook`` (imports Airflow), the server in ``shopstream.dummyjson.server``.
+``shopstream.dummyjson.hook`` (imports Airflow). The local DummyJSON-compatible server and the catalogue
+generator that tests and the offline demo run against are not part of the pipeline: they live in
+``shopstream.dummyjson_stub``.
 """
 
-from shopstream.dummyjson.catalog import Catalog, generate_catalog, load_snapshot, snapshot_dir
 from shopstream.dummyjson.client import (
     RESOURCES,
     DummyJSONClient,
@@ -18,7 +19,6 @@ from shopstream.dummyjson.client import (
 
 __all__ = [
     "RESOURCES",
-    "Catalog",
     "DummyJSONClient",
     "DummyJSONError",
     "HTTPStatusError",
@@ -26,7 +26,4 @@ __all__ = [
     "MalformedResponseError",
     "RateLimiter",
     "RetryBudgetExhausted",
-    "generate_catalog",
-    "load_snapshot",
-    "snapshot_dir",
 ]

@@ -10,8 +10,8 @@ per 10 s per client IP, ``X-RateLimit-*`` headers, 429 with ``Retry-After``; con
 
 Run it::
 
-    python -m shopstream.dummyjson.server --port 58080 --data ../shared/dummyjson
-    python -m shopstream.dummyjson.server --port 58080 --generate users=200,products=200,carts=200 --seed 7
+    python -m shopstream.dummyjson_stub.server --port 58080 --data ../shared/dummyjson
+    python -m shopstream.dummyjson_stub.server --port 58080 --generate users=200,products=200,carts=200 --seed 7
 
 or embed it (tests)::
 
@@ -65,7 +65,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from shopstream.dummyjson.catalog import (
+from shopstream.dummyjson_stub.catalog import (
     DEFAULT_SEED,
     RESOURCES,
     SNAPSHOT_SIZES,
@@ -940,7 +940,7 @@ class DummyJSONServer:
 # ---------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shopstream.dummyjson.server",
+        prog="python -m shopstream.dummyjson_stub.server",
         description="Local DummyJSON-compatible API (/users, /products, /carts) with fault injection.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=58080)
