@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local DummyJSON-compatible API (plugins/shopstream/dummyjson_stub/server.py) for the offline demo and the
+# The local DummyJSON-compatible API (plugins/shopstream/dummyjson_stub/) for the offline demo and the
 # Airflow UI, on the host/port of AIRFLOW_CONN_DUMMYJSON_API (DUMMYJSON_HOST/DUMMYJSON_PORT from common.sh).
 # Usage: scripts/dummyjson.sh start|stop|restart|status   — start/stop are idempotent.
 #   start    serve SHOPSTREAM_DUMMYJSON_DATA (relative to the repo root; DummyJSON's users/products/carts.json)
@@ -9,14 +9,14 @@
 # Pid file and log: .local/dummyjson/. When the connection points at a remote host (the real dummyjson.com)
 # there is nothing to run and every command says so.
 # Optional environment: SHOPSTREAM_DUMMYJSON_RATE_LIMIT (requests per 10 s per client, default 100, 0 = off),
-# SHOPSTREAM_DUMMYJSON_FAULTS (fault-injection spec, JSON or @file; see plugins/shopstream/dummyjson_stub/server.py),
+# SHOPSTREAM_DUMMYJSON_FAULTS (fault-injection spec, JSON or @file; see plugins/shopstream/dummyjson_stub/fault_rules.py),
 # DUMMYJSON_START_TIMEOUT (s, default 30).
 source "$(dirname "$0")/common.sh"
 
 DROOT="$LOCAL/dummyjson"
 PIDFILE="$DROOT/server.pid"
 LOG="$DROOT/server.log"
-MODULE=shopstream.dummyjson_stub.server
+MODULE=shopstream.dummyjson_stub
 SEED=42
 GENERATED_SIZES="users=208,products=194,carts=208"
 RATE_LIMIT="${SHOPSTREAM_DUMMYJSON_RATE_LIMIT:-100}"

@@ -103,7 +103,8 @@ def test_no_secret_of_the_source_reaches_kafka_or_the_warehouse(fresh_database, 
                                                                  monkeypatch, tmp_path):
     from shopstream.bronze import airflow_entry
     from shopstream.dbt.runner import run_dbt
-    from shopstream.dummyjson_stub.server import DummyJSONServer, resolve_catalog, snapshot_dir
+    from shopstream.dummyjson_stub.catalog import snapshot_dir
+    from shopstream.dummyjson_stub.server import DummyJSONServer, resolve_catalog
     from shopstream.extract import tasks
 
     data = snapshot_dir()

@@ -218,7 +218,7 @@ def test_kafka_and_its_topics(services):
 
 def test_dummyjson_service_runs_the_project_server(services):
     service = services["dummyjson"]
-    assert service["entrypoint"] == ["python", "-m", "shopstream.dummyjson_stub.server"]
+    assert service["entrypoint"] == ["python", "-m", "shopstream.dummyjson_stub"]
     args = service["command"]
     assert args[args.index("--port") + 1] == "58080" and args[args.index("--host") + 1] == "0.0.0.0"
     env = environment(service)
@@ -226,7 +226,7 @@ def test_dummyjson_service_runs_the_project_server(services):
     assert env["SHOPSTREAM_DUMMYJSON_DATA"] == "/data/dummyjson"
     assert any(v.startswith("${SHOPSTREAM_DUMMYJSON_DATA") and v.endswith(":/data/dummyjson:ro")
                for v in service["volumes"])
-    assert (ROOT / "plugins" / "shopstream" / "dummyjson_stub" / "server.py").is_file()
+    assert (ROOT / "plugins" / "shopstream" / "dummyjson_stub" / "__main__.py").is_file()
 
 
 def test_postgres_service_initialises_from_the_warehouse_connection(services):

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from shopstream.dummyjson_stub.__main__ import main
 from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
-from shopstream.dummyjson_stub.server import DummyJSONServer, FaultPlan, js_number, js_parse_int, main
+from shopstream.dummyjson_stub.fault_rules import FaultPlan
+from shopstream.dummyjson_stub.routes import js_number, js_parse_int
+from shopstream.dummyjson_stub.server import DummyJSONServer
 
 
 @pytest.fixture(scope="module")

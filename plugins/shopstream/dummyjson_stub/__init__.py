@@ -9,6 +9,15 @@ Why the name: ``dummyjson_stub`` sits next to ``shopstream.dummyjson`` (the prod
 in any listing, and the suffix says it stands in for the real service. It is not called ``server`` or
 ``local_dummyjson`` because those read like a part of the pipeline that runs in production.
 
-Modules: ``server`` (the embeddable server, ``python -m shopstream.dummyjson_stub.server``), ``catalog``
-(snapshot loader and the seeded generator).
+Modules, one job each:
+
+* ``server``: :class:`~shopstream.dummyjson_stub.server.DummyJSONServer`, the embeddable server (settings,
+  statistics, start/stop in a thread) and ``resolve_catalog`` (which catalogue to serve);
+* ``routes``: the read routes of /users, /products, /carts as plain functions of path and query;
+* ``http_handler``: HTTP around the routes (gzip, ETags, redirects, the admin endpoints ``/__*``);
+* ``rate_limit``: DummyJSON's fixed-window rate limit;
+* ``fault_rules``: the fault-injection rules (named apart from :mod:`shopstream.faults`, the pipeline's
+  own fault checkpoints);
+* ``catalog``: the snapshot loader and the seeded generator;
+* ``__main__``: ``python -m shopstream.dummyjson_stub --port 58080 [--data DIR | --generate SIZES]``.
 """
