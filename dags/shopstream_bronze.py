@@ -14,7 +14,8 @@ all four topic Assets, one run at a time:
   PostgreSQL in the same transaction as the rows, so any task can be cleared or retried at any point
   (a rerun resumes at the stored offsets; overlapping or outdated plans are kept safe by the offsets
   compare-and-set and the UNIQUE (topic, partition, offset) constraint).
-- `publish`: logs the totals and emits the Asset `shopstream.bronze.raw_events` (extra: the totals).
+- `publish`: logs the totals and emits the Asset `shopstream.bronze.raw_events` (extra: the totals, and the
+  extract hours this run loaded for the dbt DAG's reconciliation: shopstream.reconcile.windows).
 
 Params: `topics` (default: the contract's four, renamed by SHOPSTREAM_TOPIC_<NAME> like the extract DAG),
 `load_tasks`, `consumer_group`, `max_seconds` (per load task; the rest stays as lag for the next run).
@@ -78,15 +79,11 @@ def shopstream_bronze():
 
     @task(outlets=[BRONZE_RAW_EVENTS], inlets=[*KAFKA_TOPIC_ASSETS.values(), BRONZE_RAW_EVENTS])
     def publish(results, outlet_events=None, inlet_events=None, dag_run=None) -> dict:
-        from shopstream import reconcile
         from shopstream.bronze import airflow_entry
+        from shopstream.reconcile import windows
 
         merged = airflow_entry.summarize(list(results))
-        if outlet_events is not None:
-            extra = {"totals": merged["totals"], "loads": merged["loads"]}
-            if inlet_events is not None:  # `extract`, `extract_until`: for the dbt DAG's reconciliation
-                extra.update(reconcile.bronze_extract_extra(inlet_events, dag_run))
-            outlet_events[BRONZE_RAW_EVENTS].extra = extra
+        windows.record_bronze_event(outlet_events, merged, inlet_events, dag_run)  # totals + the hours loaded
         return merged
 
     publish(load.expand(partitions=plan_partitions()))

@@ -46,11 +46,11 @@ def shopstream_dbt():
     publish_gold = EmptyOperator(task_id="publish_gold", outlets=[GOLD])
 
     @task(task_id="reconcile", inlets=[BRONZE_RAW_EVENTS, RECONCILED], outlets=[RECONCILED])
-    def reconcile(**context):
+    def reconcile(dag_run=None, inlet_events=None, outlet_events=None):
         """Per logical hour: published = bronze + quarantine = silver + quarantine = gold (shopstream.reconcile)."""
-        from shopstream.reconcile import run_reconcile_task
+        from shopstream.reconcile.task import run_reconcile_task
 
-        return run_reconcile_task(context)
+        return run_reconcile_task(dag_run, inlet_events, outlet_events)
 
     dbt_done >> publish_gold
     dbt_done >> reconcile()

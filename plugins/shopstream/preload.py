@@ -29,7 +29,7 @@ TASK_MODULES = (
     "shopstream.dbt.cosmos_config",
     "shopstream.extract.tasks",
     "shopstream.bronze.airflow_entry",
-    "shopstream.reconcile",
+    "shopstream.reconcile.task",
 )
 # The Airflow commands whose processes fork tasks or DAG parses (argv after `airflow`).
 FORKING_COMMANDS = {"scheduler", "dag-processor", "celery"}

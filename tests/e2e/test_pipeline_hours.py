@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from shopstream import reconcile
+from shopstream.reconcile import published, warehouse
+from shopstream.reconcile.checks import ReconciliationError
 
 from tests.e2e import oracle
 from tests.e2e.harness import run_dag
@@ -58,9 +59,9 @@ def test_three_hours_end_to_end_match_the_oracle(airflow_db, pipeline):
     assert not problems, "\n".join(problems)
 
     # The reconciliation over all three hours adds up against the derivation...
-    expected = reconcile.expected_from_derivation(pipeline.catalog, HOURS)
+    expected = published.expected_from_derivation(pipeline.catalog, HOURS)
     with psycopg.connect(pipeline.dsn, autocommit=True) as conn:
-        summary = reconcile.reconcile(conn, HOURS, expected)
+        summary = warehouse.reconcile(conn, HOURS, expected)
         assert summary["ok"] and len(summary["counts"]) == 15
         by = {(r["hour"], r["entity"]): r for r in summary["counts"]}
         first = H1.strftime("%Y-%m-%dT%H:00:00Z")
@@ -71,11 +72,11 @@ def test_three_hours_end_to_end_match_the_oracle(airflow_db, pipeline):
         order_item = conn.execute("select order_item_id, order_date from gold.fct_order_items "
                                   "order by order_item_id limit 1").fetchone()
         conn.execute("delete from gold.fct_order_items where order_item_id = %s", [order_item[0]])
-        broken = reconcile.reconcile(conn, HOURS, expected, raise_on_mismatch=False)
+        broken = warehouse.reconcile(conn, HOURS, expected, raise_on_mismatch=False)
         hour = order_item[1].replace(minute=0, second=0).strftime("%Y-%m-%dT%H:00:00Z")
         assert broken["mismatches"] == [
             f"{hour} order_items silver->gold: expected {by[(hour, 'order_items')]['silver']}, "
             f"found {by[(hour, 'order_items')]['silver'] - 1}"]
-        with pytest.raises(reconcile.ReconciliationError, match="MISMATCH"):
-            reconcile.reconcile(conn, HOURS, expected)
+        with pytest.raises(ReconciliationError, match="MISMATCH"):
+            warehouse.reconcile(conn, HOURS, expected)
     print(f"\nin-process runs: bronze {bronze.seconds:.0f} s, dbt {dbt.seconds:.0f} s")

@@ -1,4 +1,5 @@
-"""shopstream.reconcile: the pure comparison logic, the table, and where the hours come from."""
+"""shopstream.reconcile: the pure comparison logic (checks), the table, and where the hours come from (windows,
+published)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-from shopstream import reconcile
-from shopstream.reconcile import DayCounts, HourCounts, Mismatch
+from shopstream.reconcile import checks, published, windows
+from shopstream.reconcile.checks import DayCounts, HourCounts, Mismatch
 
 H = "2026-03-14T22:00:00Z"
 
@@ -21,43 +22,43 @@ def row(**kw) -> HourCounts:
 
 
 def test_balanced_hour_has_no_mismatch():
-    assert reconcile.check_hour(row()) == []
+    assert checks.check_hour(row()) == []
     # quarantine at either layer balances the equation
-    assert reconcile.check_hour(row(bronze=17, bronze_quarantine=2, silver=15, silver_quarantine=2, gold=15)) == []
+    assert checks.check_hour(row(bronze=17, bronze_quarantine=2, silver=15, silver_quarantine=2, gold=15)) == []
 
 
 def test_each_layer_is_checked_separately():
-    assert reconcile.check_hour(row(bronze=18)) == [
+    assert checks.check_hour(row(bronze=18)) == [
         Mismatch(H, "orders", "kafka->bronze", 19, 18),
         Mismatch(H, "orders", "bronze->silver", 18, 19),
     ]
-    assert reconcile.check_hour(row(silver=18)) == [
+    assert checks.check_hour(row(silver=18)) == [
         Mismatch(H, "orders", "bronze->silver", 19, 18),
         Mismatch(H, "orders", "silver->gold", 18, 19),
     ]
-    assert reconcile.check_hour(row(gold=17)) == [Mismatch(H, "orders", "silver->gold", 19, 17)]
+    assert checks.check_hour(row(gold=17)) == [Mismatch(H, "orders", "silver->gold", 19, 17)]
 
 
 def test_unknown_published_and_gold_are_skipped():
-    assert reconcile.check_hour(row(entity="events", published=None, gold=None, bronze=300, silver=300)) == []
-    assert reconcile.check_hour(row(published=None, bronze=5, silver=5, gold=5)) == []
+    assert checks.check_hour(row(entity="events", published=None, gold=None, bronze=300, silver=300)) == []
+    assert checks.check_hour(row(published=None, bronze=5, silver=5, gold=5)) == []
 
 
 def test_day_checks_fact_then_aggregate():
     day = "2026-03-14"
-    assert reconcile.check_day(DayCounts(day, "orders", 38, 38, 38)) == []
-    assert reconcile.check_day(DayCounts(day, "orders", 38, 37, 37)) == [
+    assert checks.check_day(DayCounts(day, "orders", 38, 38, 38)) == []
+    assert checks.check_day(DayCounts(day, "orders", 38, 37, 37)) == [
         Mismatch(day, "orders", "silver->gold_fact", 38, 37)]
-    assert reconcile.check_day(DayCounts(day, "revenue", Decimal("10.00"), Decimal("10"), Decimal("9.99"))) == [
+    assert checks.check_day(DayCounts(day, "revenue", Decimal("10.00"), Decimal("10"), Decimal("9.99"))) == [
         Mismatch(day, "revenue", "gold_fact->gold_agg", Decimal("10"), Decimal("9.99"))]
-    assert reconcile.check_day(DayCounts(day, "events:page_view", 80, None, 79)) == [
+    assert checks.check_day(DayCounts(day, "events:page_view", 80, None, 79)) == [
         Mismatch(day, "events:page_view", "silver->gold_agg", 80, 79)]
 
 
 def test_table_flags_the_rows_that_do_not_add_up():
     rows = [row(entity="customers", published=208, bronze=208, silver=208, gold=208), row(silver=18, gold=18)]
     days = [DayCounts("2026-03-14", "orders", 18, 18, 18)]
-    table = reconcile.format_table(rows, days)
+    table = checks.format_table(rows, days)
     lines = table.splitlines()
     assert lines[0].split() == ["hour", "entity", "published", "bronze", "bronze_q", "silver", "silver_q", "gold"]
     assert lines[1].endswith("ok") and "customers" in lines[1]
@@ -68,7 +69,7 @@ def test_table_flags_the_rows_that_do_not_add_up():
 
 def test_compare_collects_everything():
     rows = [row(), row(entity="events", published=300, bronze=299, silver=299, gold=None)]
-    found = reconcile.compare(rows, [DayCounts("2026-03-14", "orders", 1, 1, 2)])
+    found = checks.compare(rows, [DayCounts("2026-03-14", "orders", 1, 1, 2)])
     assert [m.check for m in found] == ["kafka->bronze", "gold_fact->gold_agg"]
 
 
@@ -93,12 +94,12 @@ def test_extract_hours_from_the_extract_asset_events_latest_wins():
         FakeAsset("shopstream.other"): [FakeEvent({"logical_hour": H, "messages": 1})],
         FakeAsset("shopstream.kafka.customers"): [FakeEvent({"unrelated": True})],
     }
-    assert reconcile.extract_hours(events) == {H: {"orders": 21, "events": 300}}
-    assert reconcile.extract_hours(None) == {}
+    assert windows.extract_hours(events) == {H: {"orders": 21, "events": 300}}
+    assert windows.extract_hours(None) == {}
 
 
 def test_merge_extract_hours_across_bronze_events():
-    merged = reconcile.merge_extract_hours([
+    merged = windows.merge_extract_hours([
         {"totals": {}, "extract": {H: {"orders": 19}}},
         None,
         {"extract": {H: {"events": 300}, "2026-03-14T23:00:00Z": {"orders": 20}}},
@@ -163,21 +164,21 @@ def test_bronze_window_takes_the_extract_events_since_the_previous_bronze_event(
                                     ev(30, logical_hour=H, messages=21)],           # after: next window
         "shopstream.kafka.events": [ev(11, logical_hour="2026-03-14T23:00:00Z", messages=300)],
     })
-    extra = reconcile.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(20)))
+    extra = windows.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(20)))
     assert extra == {"extract": {"2026-03-14T23:00:00Z": {"orders": 20, "events": 300}},
                      "extract_until": at(20).isoformat()}
     # the next bronze run continues where this one stopped
     inlets.by_name["shopstream.bronze.raw_events"].append(ev(21, extract_until=extra["extract_until"]))
-    nxt = reconcile.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(40)))
+    nxt = windows.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(40)))
     assert nxt["extract"] == {H: {"orders": 21}}
 
 
 def test_bronze_window_without_history_starts_at_the_beginning_and_never_goes_back():
     inlets = FakeInlets({"shopstream.kafka.customers": [ev(1, logical_hour=H, messages=208)]})
-    assert reconcile.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(2)))["extract"] == {
+    assert windows.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(2)))["extract"] == {
         H: {"customers": 208}}
     inlets.by_name["shopstream.bronze.raw_events"] = [ev(3, extract_until=at(50).isoformat())]
-    late = reconcile.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(40)))  # a cleared old run
+    late = windows.bronze_extract_extra(inlets, SimpleNamespace(run_after=at(40)))  # a cleared old run
     assert late == {"extract": {}, "extract_until": at(50).isoformat()}
 
 
@@ -190,7 +191,7 @@ def test_dbt_window_merges_the_bronze_events_since_the_last_successful_reconcili
                                          ev(15, extract={"2026-03-14T23:00:00Z": {"events": 300}}),
                                          ev(25, extract={"2026-03-15T00:00:00Z": {"orders": 5}})],  # later
     })
-    chosen = reconcile.hours_for_run({"dag_run": SimpleNamespace(conf={}, run_after=at(20)), "inlet_events": inlets})
+    chosen = windows.hours_for_run(SimpleNamespace(conf={}, run_after=at(20)), inlets)
     assert chosen["recorded"] == {H: {"orders": 19}, "2026-03-14T23:00:00Z": {"events": 300}}
     assert chosen["hours"] == [datetime(2026, 3, 14, 22, tzinfo=UTC), datetime(2026, 3, 14, 23, tzinfo=UTC)]
     assert chosen["until"] == at(20) and "3 bronze events" in chosen["how"]
@@ -199,11 +200,11 @@ def test_dbt_window_merges_the_bronze_events_since_the_last_successful_reconcili
 def test_conf_hours_override_the_window_and_an_empty_list_accepts_the_state():
     inlets = FakeInlets({"shopstream.bronze.raw_events": [ev(12, extract={H: {"orders": 19}})]})
     run = SimpleNamespace(conf={"reconcile_hours": ["2026-03-14T23:00:00Z", H]}, run_after=at(20))
-    chosen = reconcile.hours_for_run({"dag_run": run, "inlet_events": inlets})
+    chosen = windows.hours_for_run(run, inlets)
     assert chosen["hours"] == [datetime(2026, 3, 14, 22, tzinfo=UTC), datetime(2026, 3, 14, 23, tzinfo=UTC)]
     assert chosen["recorded"] is None  # recomputed from the derivation
     run.conf = {"reconcile_hours": []}
-    chosen = reconcile.hours_for_run({"dag_run": run, "inlet_events": inlets})
+    chosen = windows.hours_for_run(run, inlets)
     assert chosen["hours"] == [] and chosen["until"] == at(20)
 
 
@@ -215,12 +216,47 @@ def test_expected_from_derivation_counts_distinct_keys_and_items():
     from shopstream.extract.derive import DeriveSettings
 
     settings = DeriveSettings(order_rate=1.0, events_per_hour=50)
-    exp = reconcile.expected_from_derivation({"users": users, "products": products, "carts": carts},
+    exp = published.expected_from_derivation({"users": users, "products": products, "carts": carts},
                                              [datetime(2026, 3, 14, 22, 30, tzinfo=UTC)], settings)
     assert exp == {H: {"customers": 5, "products": 3, "orders": 5, "order_items": 10, "events": 50}}
 
 
 @pytest.mark.parametrize("bad", [row(bronze_quarantine=1, bronze=18, silver=18, gold=17)])
 def test_mismatch_strings_are_readable(bad):
-    assert [str(m) for m in reconcile.check_hour(bad)] == [f"{H} orders silver->gold: expected 18, found 17"]
+    assert [str(m) for m in checks.check_hour(bad)] == [f"{H} orders silver->gold: expected 18, found 17"]
 
+
+
+def test_bronze_event_carries_the_load_totals_and_the_hours_it_loaded():
+    from shopstream.assets import BRONZE_RAW_EVENTS
+
+    inlets = FakeInlets({"shopstream.kafka.orders": [ev(1, logical_hour=H, messages=19)]})
+    outlets = {BRONZE_RAW_EVENTS: SimpleNamespace(extra=None)}
+    loads = {"totals": {"inserted": 19}, "loads": 3, "topics": {}}
+    extra = windows.record_bronze_event(outlets, loads, inlets, SimpleNamespace(run_after=at(2)))
+    assert outlets[BRONZE_RAW_EVENTS].extra == extra == {
+        "totals": {"inserted": 19}, "loads": 3, "extract": {H: {"orders": 19}}, "extract_until": at(2).isoformat()}
+    # without inlet events (a bronze run by hand): the totals only; outside Airflow: no event at all
+    assert windows.record_bronze_event(outlets, loads, None, None) == {"totals": {"inserted": 19}, "loads": 3}
+    assert windows.record_bronze_event(None, loads, inlets, SimpleNamespace(run_after=at(2))) is None
+
+
+def test_reconciled_event_marks_where_the_next_window_starts():
+    from shopstream.assets import RECONCILED
+
+    outlets = {RECONCILED: SimpleNamespace(extra=None)}
+    windows.record_reconciled_event(outlets, at(20), [H])
+    assert outlets[RECONCILED].extra == {"bronze_until": at(20).isoformat(), "hours": [H]}
+    inlets = FakeInlets({"shopstream.reconciled": [ev(20, **outlets[RECONCILED].extra)],
+                         "shopstream.bronze.raw_events": [ev(19, extract={H: {"orders": 1}}),
+                                                          ev(21, extract={"2026-03-14T23:00:00Z": {"orders": 2}})]})
+    chosen = windows.hours_for_run(SimpleNamespace(conf={}, run_after=at(30)), inlets)
+    assert chosen["recorded"] == {"2026-03-14T23:00:00Z": {"orders": 2}}
+
+
+def test_published_counts_derive_from_the_catalogue_the_client_fetches():
+    users = [{"id": 1, "firstName": "A", "lastName": "B", "email": "u1@x.io"}]
+    catalog = {"users": users, "products": [{"id": 1, "title": "p", "price": 1.5, "category": "c"}], "carts": []}
+    client = SimpleNamespace(fetch_catalog=lambda: catalog)
+    hours = [datetime(2026, 3, 14, 22, tzinfo=UTC)]
+    assert published.published_counts(hours, client) == published.expected_from_derivation(catalog, hours)

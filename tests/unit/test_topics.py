@@ -19,11 +19,12 @@ def test_an_unknown_base_topic_is_an_error():
 
 
 def test_every_stage_uses_the_same_rule(monkeypatch):
-    from shopstream import assets, config, reconcile
+    from shopstream import assets, config
     from shopstream.bronze import airflow_entry
     from shopstream.extract import messages, tasks
+    from shopstream.reconcile import published, windows
 
-    assert assets.TOPICS is config.TOPICS is messages.TOPICS is reconcile.BASE_TOPICS is topics.TOPICS
+    assert assets.TOPICS is config.TOPICS is messages.TOPICS is published.TOPICS is windows.TOPICS is topics.TOPICS
     monkeypatch.setenv("SHOPSTREAM_TOPIC_PRODUCTS", "products-x")
     assert tasks.topic_name("products") == "products-x"
     assert airflow_entry.topics() == ["customers", "products-x", "orders", "events"]
