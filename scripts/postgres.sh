@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's own PostgreSQL cluster under .local/pg (never the system cluster).
-# Usage: scripts/postgres.sh start|stop|status|psql [args]|secure DB   — start/stop are idempotent.
+# Usage: scripts/postgres.sh start|stop|status|psql [args]|secure DB|createdb DB   — start/stop are idempotent.
 # `start` also creates the least-privilege roles and applies the bronze DDL (as the owner role) and the grants
 # to the warehouse database (include/sql/security/); `secure DB` does the same for another database.
 source "$(dirname "$0")/common.sh"
@@ -140,6 +140,13 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') WHERE NOT EXISTS (S
 SQL
 }
 
+# A database of the cluster owned by the warehouse role (e.g. Superset's metadata), created when missing.
+ensure_database() {
+  superuser_psql -v role="$PGUSER" -v db="$1" <<'SQL'
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
+SQL
+}
+
 stop() {
   if is_running; then
     info "stopping PostgreSQL"
@@ -169,6 +176,7 @@ case "${1:-}" in
        AIRFLOW_CONN_ANALYST_DB ($ANALYST_PGUSER) and SHOPSTREAM_PG_OWNER_ROLE ($SHOPSTREAM_PG_OWNER_ROLE) must be four
        different roles, none of them 'postgres'. Fix them in .env."
     ensure_roles; secure_database "$1" ;;
+  createdb) shift; [ -n "${1:-}" ] || die "usage: $0 createdb DATABASE"; ensure_database "$1" ;;
   psql) shift; exec psql -X -h 127.0.0.1 -p "$PGPORT" -U "$PGUSER" -d "$PGDATABASE" "$@" ;;
-  *) echo "usage: $0 start|stop|restart|status|psql|secure DB" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|status|psql|secure DB|createdb DB" >&2; exit 2 ;;
 esac

@@ -15,6 +15,8 @@ The connections themselves come from the environment (`AIRFLOW_CONN_<ID>`, .env;
   builds the same from the `AIRFLOW_CONN_<ID>` JSON without importing Airflow (command-line tools).
 - `kafka_config(conn_id)`: the confluent-kafka config of the Kafka connection as the Kafka provider builds it
   (its builder resolves allow-listed callbacks and managed-auth tokens), for producers and consumers alike.
+- `sqlalchemy_url_from_env(conn_id, database)`: the SQLAlchemy URL (driver psycopg2) of a PostgreSQL connection,
+  TLS settings as query parameters, without importing Airflow or a driver (Superset, in its own venv).
 - `http_base_url(conn)`: the base URL of an HTTP connection (the DummyJSON API), as the HTTP provider builds it;
   `dummyjson_url_from_env()` the same from `AIRFLOW_CONN_DUMMYJSON_API` without Airflow.
 """
@@ -26,7 +28,7 @@ import os
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 WAREHOUSE_DB = "warehouse_db"
 BRONZE_DB = "bronze_db"  # the loader's connection (least privilege: append to bronze only)
@@ -85,6 +87,21 @@ def postgres_conninfo_from_env(conn_id: str = WAREHOUSE_DB, environ: Mapping[str
     """The same as postgres_conninfo() from `AIRFLOW_CONN_<ID>`, without importing Airflow (command-line tools)."""
     c = connection_from_env(conn_id, environ)
     return conninfo(c.host, c.port, c.schema, c.login, c.password, c.extra)
+
+
+def sqlalchemy_url_from_env(conn_id: str, database: str | None = None,
+                            environ: Mapping[str, str] | None = None) -> str:
+    """``postgresql+psycopg2://login:password@host:port/db?sslmode=...`` of the PostgreSQL connection `conn_id`
+    (credentials URL-quoted; `database` replaces the connection's own database, e.g. a metadata database on the
+    same server). Stdlib only: Superset's venv has psycopg2 and SQLAlchemy 1.4, not Airflow or psycopg 3."""
+    c = connection_from_env(conn_id, environ)
+    user = quote(c.login or "", safe="")
+    auth = f"{user}:{quote(c.password, safe='')}@" if c.password else (f"{user}@" if user else "")
+    host = c.host or "127.0.0.1"
+    port = f":{int(c.port)}" if c.port else ""
+    params = {k: str(c.extra[k]) for k in LIBPQ_EXTRA if k in c.extra}
+    query = f"?{urlencode(params)}" if params else ""
+    return f"postgresql+psycopg2://{auth}{host}{port}/{quote(database or c.schema or '', safe='')}{query}"
 
 
 def http_base_url(conn: Any) -> str:

@@ -28,6 +28,20 @@ def test_conninfo_from_env_keeps_the_tls_settings_of_the_extra():
                     "sslmode": "verify-full", "sslrootcert": "/ca.crt", "sslcert": "/c.crt", "sslkey": "/c.key"}
 
 
+def test_sqlalchemy_url_quotes_credentials_keeps_tls_and_can_name_another_database():
+    """Superset's URLs (include/superset): the same login, password and TLS settings as libpq's conninfo."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    env = {"AIRFLOW_CONN_WAREHOUSE_DB": _conn(**TLS)}
+    url = urlsplit(connections.sqlalchemy_url_from_env("warehouse_db", environ=env))
+    assert (url.scheme, url.hostname, url.port, url.path) == ("postgresql+psycopg2", "db.example", 5433, "/shop")
+    assert (unquote(url.username), unquote(url.password)) == ("u", PASSWORD)
+    assert parse_qs(url.query) == {"sslmode": ["verify-full"], "sslrootcert": ["/ca.crt"], "sslcert": ["/c.crt"],
+                                   "sslkey": ["/c.key"]}
+    other = urlsplit(connections.sqlalchemy_url_from_env("warehouse_db", "superset", environ=env))
+    assert other.path == "/superset" and unquote(other.password) == PASSWORD
+
+
 def test_conninfo_through_airflow_is_the_same(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_BRONZE_DB", _conn(**TLS))
     assert connections.postgres_conninfo("bronze_db") == connections.postgres_conninfo_from_env("bronze_db")
