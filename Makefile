@@ -25,6 +25,9 @@ lock: ## re-pin requirements.lock (runtime) and requirements-dev.lock (runtime p
 	@uv pip compile requirements.txt -o requirements.lock --python-version 3.11
 	@uv pip compile requirements-dev.txt -o requirements-dev.lock --python-version 3.11
 
+lock-bi: ## re-pin requirements-bi.lock (Superset's own venv, .venv-bi) from requirements-bi.txt
+	@uv pip compile requirements-bi.txt -o requirements-bi.lock --python-version 3.11
+
 up: ## start PostgreSQL, Kafka and the local DummyJSON server (idempotent)
 	@$(S)/services.sh up
 
@@ -39,6 +42,12 @@ airflow: up ## start the Airflow UI on http://localhost:8080 (login from .env)
 
 airflow-stop: ## stop the local Airflow
 	@$(S)/airflow.sh stop
+
+bi: ## start Superset on gold, dashboards imported, on http://localhost:8088 (SUPERSET_PORT; login from .env)
+	@$(S)/superset.sh start
+
+bi-stop: ## stop the local Superset
+	@$(S)/superset.sh stop
 
 psql: ## psql into the warehouse
 	@$(S)/postgres.sh psql
@@ -59,4 +68,4 @@ lint: ## ruff
 clean: down ## stop services and delete .local/ (all local data)
 	rm -rf .local
 
-.PHONY: help demo test test-quick faults venv lock up down status airflow airflow-stop psql dbt-manifest dbt bench lint clean
+.PHONY: help demo test test-quick faults venv lock lock-bi up down status airflow airflow-stop bi bi-stop psql dbt-manifest dbt bench lint clean

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# All local services at once: PostgreSQL, Kafka, the DummyJSON-compatible server.
+# All local services at once: PostgreSQL, Kafka, the DummyJSON-compatible server (`down` and `status` also cover
+# Airflow and Superset, which `make airflow` / `make bi` start).
 # Usage: scripts/services.sh up|down|status
 source "$(dirname "$0")/common.sh"
 S="$ROOT/scripts"
@@ -12,6 +13,7 @@ case "${1:-}" in
     ;;
   down)
     [ -x "$S/airflow.sh" ] && "$S/airflow.sh" stop || true
+    "$S/superset.sh" stop || true
     "$S/dummyjson.sh" stop || true
     "$S/kafka.sh" stop || true
     "$S/postgres.sh" stop || true
@@ -22,6 +24,7 @@ case "${1:-}" in
     "$S/kafka.sh" status || rc=1
     "$S/dummyjson.sh" status || rc=1
     "$S/airflow.sh" status || true
+    "$S/superset.sh" status || true
     exit $rc
     ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
