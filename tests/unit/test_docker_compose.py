@@ -40,6 +40,7 @@ NATIVE_TO_COMPOSE = {
     "postgres": "postgres", "kafka": "kafka", "dummyjson": "dummyjson",
     "api-server": "airflow-apiserver", "scheduler": "airflow-scheduler",
     "dag-processor": "airflow-dag-processor", "triggerer": "airflow-triggerer",
+    "superset": "superset",
 }
 # Services only the Docker path has, and why.
 DOCKER_ONLY = {
@@ -124,6 +125,10 @@ def test_services_are_the_native_ones_plus_the_docker_only_ones(services):
     components = re.search(r"starting Airflow \(([^)]*)\)", airflow_sh)
     assert components, "scripts/airflow.sh no longer names the components it starts"
     native |= {c.strip() for c in components.group(1).split(",")}
+    # `make bi` starts Superset natively (scripts/superset.sh).
+    assert re.search(r"^bi:.*\n\t.*scripts/superset\.sh start|^bi:.*\n\t@\$\(S\)/superset\.sh start",
+                     (ROOT / "Makefile").read_text(), re.M), "make bi no longer starts scripts/superset.sh"
+    native.add("superset")
     unmapped = native - NATIVE_TO_COMPOSE.keys()
     assert not unmapped, f"native components without a compose service: {unmapped}"
     expected = {NATIVE_TO_COMPOSE[n] for n in native} | DOCKER_ONLY.keys()
@@ -194,9 +199,30 @@ def test_airflow_services_share_the_image_mounts_and_settings(compose, services)
         assert step in init_script
     assert services["airflow-apiserver"]["ports"] == ["${AIRFLOW_WEB_PORT:-8080}:8080"]
     assert services["airflow-worker"]["command"] == "celery worker"
-    # Nothing but the UI is published on the host (the native services keep their ports to themselves).
+    # Nothing but the two UIs (Airflow, Superset) is published on the host (the native services keep their ports
+    # to themselves).
     published = {n for n, s in services.items() if s.get("ports")}
-    assert published == {"airflow-apiserver"}
+    assert published == {"airflow-apiserver", "superset"}
+
+
+def test_superset_service_runs_the_bi_lock_and_the_analysts_connection(services):
+    """The superset service: the image of requirements-bi.lock (as .venv-bi), the provisioning of scripts/superset.sh
+    (migrate, admin, import of include/superset/assets), its own port, the postgres service's metadata database."""
+    service = services["superset"]
+    assert service["build"] == {"context": ".", "dockerfile": "docker/superset.Dockerfile"}
+    dockerfile = (DOCKER_DIR / "superset.Dockerfile").read_text()
+    assert "uv pip install --system --no-cache -r /opt/shopstream/requirements-bi.lock" in dockerfile
+    entrypoint = (DOCKER_DIR / "superset" / "entrypoint.sh").read_text()
+    assert "container_env.py exports" in entrypoint and "include/superset/provision.py" in entrypoint
+    assert "gunicorn --bind 0.0.0.0:8088" in entrypoint
+    assert service["ports"] == ["${SUPERSET_PORT:-8088}:8088"]
+    assert "./include/superset:/opt/shopstream/include/superset:ro" in service["volumes"]
+    env = environment(service)
+    for var in ("SUPERSET_ADMIN_USER", "SUPERSET_ADMIN_PASSWORD", "SUPERSET_SECRET_KEY", "AIRFLOW_CONN_ANALYST_DB",
+                "AIRFLOW_CONN_WAREHOUSE_DB"):
+        assert env[var].startswith("${" + var + ":?"), var
+    assert environment(services["postgres"])["SUPERSET_METADATA_DB"] == env["SUPERSET_METADATA_DB"]
+    assert services["superset"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 def test_kafka_and_its_topics(services):
