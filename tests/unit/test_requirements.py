@@ -24,6 +24,8 @@ DEV_TOOLS = {"pytest", "pytest-timeout", "ruff", "kafka-python", "playwright"}
 # Code that runs where only the runtime lock is installed: the package and DAGs Airflow loads, the image's
 # helpers, and the scripts and tools of the native stack (`make demo`, `make up`, `make airflow`).
 SHIPPED = ("plugins", "dags", "include", "docker", "scripts", "tools")
+# Superset's code runs in its own venv (.venv-bi, requirements-bi.lock), never in Airflow's.
+OWN_VENV = ("include/superset",)
 
 
 def normalise(name: str) -> str:
@@ -70,6 +72,8 @@ def test_shipped_code_imports_only_runtime_packages():
     for folder in SHIPPED:
         for path in sorted((ROOT / folder).rglob("*.py")):
             if "target" in path.parts or "dbt_packages" in path.parts:
+                continue
+            if any(path.relative_to(ROOT).as_posix().startswith(f"{own}/") for own in OWN_VENV):
                 continue
             for name in sorted(_imported_top_levels(path)):
                 local = (path.parent / f"{name}.py").exists() or (path.parent / name).is_dir()
