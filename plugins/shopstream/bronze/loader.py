@@ -46,7 +46,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from shopstream import faults
+from shopstream import faults, retry
 from shopstream.bronze import poison
 from shopstream.bronze.copyrows import COPY_COLUMNS, SIGNATURE, TRAILER, RowEncoder, ms_to_utc_naive
 from shopstream.bronze.planning import PartitionPlan, plan_partition
@@ -227,21 +227,19 @@ _TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILAB
               KafkaError._UNKNOWN_TOPIC}
 
 
+def _is_transient(exc: BaseException) -> bool:
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(err, KafkaError) and (err.retriable() or err.code() in _TRANSIENT)
+
+
 def watermarks(consumer: Any, topic: str, partition: int, timeout: float) -> tuple[int, int]:
     """(low, high) from the partition leader, retrying transient errors (e.g. leader not elected yet)."""
     give_up = time.monotonic() + timeout
-    delay = 0.1
-    while True:
-        try:
-            return consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                  timeout=max(0.5, give_up - time.monotonic()), cached=False)
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            transient = err is not None and (err.retriable() or err.code() in _TRANSIENT)
-            if not transient or time.monotonic() + delay > give_up:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    return retry.call(
+        lambda attempt: consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=max(0.5, give_up - time.monotonic()), cached=False),
+        retry_if=_is_transient, wait=lambda attempt, _: retry.exponential_delay(attempt, 0.1, 1.0),
+        deadline=give_up)
 
 
 def _kafka_error_cb(err: KafkaError) -> None:
@@ -773,22 +771,24 @@ class BronzeLoader:
         except Exception:  # noqa: BLE001
             pass
         self._conn = None
-        give_up = time.monotonic() + s.db_retry_seconds
-        delay = 0.5
-        while True:
+
+        def reconnect(attempt: int) -> dict[tuple[str, int], int]:
             try:
                 self._conn = self._connect()
                 with self._conn.transaction():
-                    stored = self._read_offsets(self._conn.cursor(), self._parts)
-                break
-            except psycopg.OperationalError as again:
+                    return self._read_offsets(self._conn.cursor(), self._parts)
+            except psycopg.OperationalError:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
-                if time.monotonic() + delay > give_up:
-                    raise again from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                raise
+
+        try:
+            stored = retry.call(reconnect, retry_if=psycopg.OperationalError,
+                                wait=lambda attempt, _: retry.exponential_delay(attempt, 0.5, 5.0),
+                                deadline=time.monotonic() + s.db_retry_seconds)
+        except psycopg.OperationalError as again:
+            raise again from exc
         self._stats["db_reconnects"] += 1
         moved = {k: e for k, e in batch.end.items() if e != batch.start[k]}
         if moved and all(stored.get(k) == e for k, e in moved.items()):

@@ -25,7 +25,8 @@ record count != total                                  ``max_restarts`` times); 
 other 4xx (400, 404, ...)                              not retried: :class:`HTTPStatusError`
 ====================================================  ===============================================
 
-Every error message names the endpoint URL, the page (skip/limit) and the cause.
+Every error message names the endpoint URL, the page (skip/limit) and the cause. Both retries (a page, the
+whole collection) run on :mod:`shopstream.retry`, the package's one retry mechanism.
 
 Client-side rate limiting: a sliding-window limiter keeps at most ``rate_limit`` requests in any
 ``rate_period`` seconds (default 100 per 10 s, DummyJSON's documented limit). When the server reports
@@ -49,6 +50,8 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+
+from shopstream import retry
 
 log = logging.getLogger(__name__)
 
@@ -317,32 +320,7 @@ class DummyJSONClient:
         started = self._clock()
         deadline = started + self.time_budget
         try:
-            restarts = 0
-            while True:
-                try:
-                    records = self._fetch_pass(resource, size, deadline, run)
-                    break
-                except _Restart as exc:
-                    run["failures"][KIND_INCONSISTENT] = run["failures"].get(KIND_INCONSISTENT, 0) + 1
-                    if restarts >= self.max_restarts:
-                        raise InconsistentDataError(
-                            f"{exc.cause}; still inconsistent after {restarts} full re-fetch(es)",
-                            url=exc.url, resource=resource, skip=exc.skip, limit=exc.limit,
-                            kind=KIND_INCONSISTENT,
-                        ) from None
-                    restarts += 1
-                    run["restarts"] += 1
-                    delay = self._backoff(restarts)
-                    if self._clock() + delay > deadline:
-                        raise InconsistentDataError(
-                            f"{exc.cause}; no time left in the {self.time_budget:g} s budget to re-fetch",
-                            url=exc.url, resource=resource, skip=exc.skip, limit=exc.limit,
-                            kind=KIND_INCONSISTENT,
-                        ) from None
-                    log.warning("DummyJSON /%s: %s; re-fetching the collection (restart %d/%d)",
-                                resource, exc.cause, restarts, self.max_restarts)
-                    self._sleep(delay)
-                    run["backoff_seconds"] += delay
+            records = self._fetch_collection(resource, size, deadline, run)
             run["records"] = len(records)
             return records
         finally:
@@ -388,8 +366,37 @@ class DummyJSONClient:
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
-        return self._rng.uniform(0.0, ceiling)
+        return retry.exponential_delay(attempt, self.backoff_base, self.backoff_cap, self._rng)
+
+    def _fetch_collection(self, resource: str, size: int, deadline: float, run: dict[str, Any]) -> list[dict]:
+        """Every record, fetched again from the start (up to ``max_restarts`` times) while the pages disagree."""
+
+        def fetch_pass(attempt: int) -> list[dict]:
+            try:
+                return self._fetch_pass(resource, size, deadline, run)
+            except _Restart:
+                run["failures"][KIND_INCONSISTENT] = run["failures"].get(KIND_INCONSISTENT, 0) + 1
+                raise
+
+        def before_restart(failure: retry.Failure) -> None:
+            run["restarts"] += 1
+            log.warning("DummyJSON /%s: %s; re-fetching the collection (restart %d/%d)",
+                        resource, failure.error.cause, failure.attempt, self.max_restarts)
+            run["backoff_seconds"] += failure.delay
+
+        def give_up(failure: retry.Failure) -> InconsistentDataError:
+            exc = failure.error
+            if failure.out_of == retry.OUT_OF_ATTEMPTS:
+                cause = f"{exc.cause}; still inconsistent after {failure.attempt - 1} full re-fetch(es)"
+            else:
+                run["restarts"] += 1  # the re-fetch was decided, then refused by the budget: counted as one
+                cause = f"{exc.cause}; no time left in the {self.time_budget:g} s budget to re-fetch"
+            return InconsistentDataError(cause, url=exc.url, resource=resource, skip=exc.skip, limit=exc.limit,
+                                         kind=KIND_INCONSISTENT)
+
+        return retry.call(fetch_pass, retry_if=_Restart, wait=lambda attempt, _: self._backoff(attempt),
+                          max_attempts=self.max_restarts + 1, deadline=deadline, clock=self._clock,
+                          sleep=self._sleep, before_sleep=before_restart, give_up=give_up)
 
     def _fetch_pass(self, resource: str, size: int, deadline: float, run: dict[str, Any]) -> list[dict]:
         records: list[dict[str, Any]] = []
@@ -427,39 +434,41 @@ class DummyJSONClient:
         deadline: float,
         run: dict[str, Any],
     ) -> tuple[int, list[dict[str, Any]]]:
-        last: _Transient | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        def get(attempt: int) -> tuple[int, list[dict[str, Any]]]:
             if attempt > 1:
                 run["retries"] += 1
             try:
                 body = self._request(resource, url, skip, limit, attempt, run)
                 return self._validate(resource, body, skip, limit)
             except _Transient as exc:
-                last = exc
                 run["failures"][exc.kind] = run["failures"].get(exc.kind, 0) + 1
-            if attempt == self.max_attempts:
-                break
+                raise
+
+        def wait(attempt: int, exc: _Transient) -> float:
             delay = self._backoff(attempt)
-            if last.retry_after is not None:
-                delay = max(delay, last.retry_after) + self._rng.uniform(0.0, min(1.0, self.backoff_base))
-            remaining = deadline - self._clock()
-            if delay > remaining:
-                raise RetryBudgetExhausted(
-                    f"{last.cause} (kind {last.kind}); the next retry in {delay:.2f} s would exceed the "
-                    f"{self.time_budget:g} s time budget ({max(0.0, remaining):.2f} s left)",
-                    url=url, resource=resource, skip=skip, limit=limit, attempts=attempt, kind=last.kind,
-                    last_error=self._as_error(last, url, resource, skip, limit, attempt),
-                )
+            if exc.retry_after is not None:
+                delay = max(delay, exc.retry_after) + self._rng.uniform(0.0, min(1.0, self.backoff_base))
+            return delay
+
+        def before_retry(failure: retry.Failure) -> None:
+            last = failure.error
             log.warning("DummyJSON GET %s attempt %d/%d failed (%s): %s; retrying in %.2f s",
-                        url, attempt, self.max_attempts, last.kind, last.cause, delay)
-            self._sleep(delay)
-            run["backoff_seconds"] += delay
-        assert last is not None
-        raise RetryBudgetExhausted(
-            f"{last.cause} (kind {last.kind}); gave up after max_attempts={self.max_attempts}",
-            url=url, resource=resource, skip=skip, limit=limit, attempts=self.max_attempts, kind=last.kind,
-            last_error=self._as_error(last, url, resource, skip, limit, self.max_attempts),
-        )
+                        url, failure.attempt, self.max_attempts, last.kind, last.cause, failure.delay)
+            run["backoff_seconds"] += failure.delay
+
+        def give_up(failure: retry.Failure) -> RetryBudgetExhausted:
+            last = failure.error
+            if failure.out_of == retry.OUT_OF_ATTEMPTS:
+                cause = f"{last.cause} (kind {last.kind}); gave up after max_attempts={self.max_attempts}"
+            else:
+                cause = (f"{last.cause} (kind {last.kind}); the next retry in {failure.delay:.2f} s would exceed "
+                         f"the {self.time_budget:g} s time budget ({max(0.0, failure.remaining):.2f} s left)")
+            return RetryBudgetExhausted(
+                cause, url=url, resource=resource, skip=skip, limit=limit, attempts=failure.attempt,
+                kind=last.kind, last_error=self._as_error(last, url, resource, skip, limit, failure.attempt))
+
+        return retry.call(get, retry_if=_Transient, wait=wait, max_attempts=self.max_attempts, deadline=deadline,
+                          clock=self._clock, sleep=self._sleep, before_sleep=before_retry, give_up=give_up)
 
     @staticmethod
     def _as_error(exc: _Transient, url: str, resource: str, skip: int, limit: int, attempts: int):
