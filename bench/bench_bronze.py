@@ -77,7 +77,7 @@ class _Databases:
 def _bare_copy_text(dsn: str, rows: list[tuple]) -> float:
     import psycopg
     from shopstream.bronze.copyrows import COPY_COLUMNS, ms_to_utc_naive
-    from shopstream.bronze.loader import apply_ddl
+    from shopstream.bronze.schema import apply_ddl
 
     with psycopg.connect(dsn) as conn:
         apply_ddl(conn)
@@ -92,7 +92,7 @@ def _bare_copy_text(dsn: str, rows: list[tuple]) -> float:
 def _bare_copy_binary(dsn: str, rows: list[tuple]) -> float:
     import psycopg
     from shopstream.bronze.copyrows import COPY_COLUMNS, SIGNATURE, TRAILER, RowEncoder
-    from shopstream.bronze.loader import apply_ddl
+    from shopstream.bronze.schema import apply_ddl
 
     encoders: dict[str, RowEncoder] = {}
     encoded = [encoders.setdefault(t, RowEncoder(t)).encode(k, v, p, o, ts) for t, k, v, p, o, ts in rows]
@@ -116,7 +116,7 @@ def _naive(dsn: str, bootstrap: str, topics: list[str], sample: int) -> float:
     import psycopg
     from confluent_kafka import Consumer
     from psycopg.types.json import Jsonb
-    from shopstream.bronze.loader import apply_ddl
+    from shopstream.bronze.schema import apply_ddl
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-naive-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
@@ -195,7 +195,7 @@ def run(quick: bool) -> list[dict]:
 
         # (a3) three loader processes in parallel over the DAG's partition groups (its mapped tasks).
         dsn_a3 = dbs.new()
-        from shopstream.bronze.loader import apply_ddl
+        from shopstream.bronze.schema import apply_ddl
 
         apply_ddl(dsn_a3)
         groups = plan_groups(dsn_a3, kafka, topics, 3)

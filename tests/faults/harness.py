@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from shopstream.bronze.loader import list_partitions
+from shopstream.bronze.consumer import list_partitions
 from shopstream.dbt.runner import QUIET_ENV, env_for, patched_env
 from shopstream.dbt.warehouse import SPEC_COLUMNS
 

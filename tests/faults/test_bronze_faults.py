@@ -19,7 +19,8 @@ import time
 import psycopg
 import pytest
 from confluent_kafka import Producer
-from shopstream.bronze.loader import apply_ddl, list_partitions
+from shopstream.bronze.consumer import list_partitions
+from shopstream.bronze.schema import apply_ddl
 from shopstream.bronze.testing import BASE_TS_MS
 
 from tests.faults.harness import GROUP, Pipeline

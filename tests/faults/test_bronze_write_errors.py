@@ -23,7 +23,7 @@ import uuid
 
 import psycopg
 import pytest
-from shopstream.bronze.loader import apply_ddl
+from shopstream.bronze.schema import apply_ddl
 
 from tests.faults.conftest import admin_dsn
 from tests.faults.harness import (

@@ -15,8 +15,10 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from shopstream.bronze import poison
-from shopstream.bronze.loader import BronzeLoader, LoaderSettings, apply_ddl, list_partitions, plan_groups
+from shopstream.bronze.consumer import list_partitions
+from shopstream.bronze.loader import BronzeLoader, LoaderSettings, plan_groups
 from shopstream.bronze.planning import parse_tps
+from shopstream.bronze.schema import apply_ddl
 from shopstream.bronze.testing import (
     BASE_TS_MS,
     bronze_set,

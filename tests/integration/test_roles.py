@@ -142,7 +142,7 @@ def test_analyst_reads_gold_only(fresh_database):
 def test_bronze_dag_tasks_run_as_the_loader(fresh_database, kafka_bootstrap, unique_topics, monkeypatch):
     """The bronze DAG's task functions with AIRFLOW_CONN_BRONZE_DB: `apply_ddl` verifies the DDL the owner role
     applied (the loader may not run it), the loads append rows, quarantine poison and store offsets."""
-    from shopstream.bronze import airflow_entry
+    from shopstream.bronze import airflow_entry, schema
     from shopstream.bronze.testing import event_messages, produce
 
     names = unique_topics("customers", "products", "orders", "events")
@@ -154,7 +154,7 @@ def test_bronze_dag_tasks_run_as_the_loader(fresh_database, kafka_bootstrap, uni
     for base, name in names.items():
         monkeypatch.setenv(f"SHOPSTREAM_TOPIC_{base.upper()}", name)
 
-    assert airflow_entry.apply_ddl() == sorted(airflow_entry._LOADER_NEEDS)  # verified, not applied
+    assert airflow_entry.apply_ddl() == sorted(schema.LOADER_NEEDS)  # verified, not applied
     for _ in range(2):  # the second round finds nothing new
         groups = airflow_entry.plan(None, 2, "g-roles")
         results = [airflow_entry.load(g, "g-roles", max_seconds=60) for g in groups]
@@ -170,7 +170,7 @@ def test_bronze_dag_tasks_run_as_the_loader(fresh_database, kafka_bootstrap, uni
 def test_setup_upgrades_a_single_role_database_and_is_idempotent(fresh_database):
     """A database from before the roles (the warehouse role created and filled bronze): the setup hands bronze
     to the owner role, keeps the data, and running it again changes nothing."""
-    from shopstream.bronze.loader import apply_ddl
+    from shopstream.bronze.schema import apply_ddl
 
     legacy = connect(fresh_database)
     apply_ddl(psycopg.conninfo.make_conninfo(**fresh_database))

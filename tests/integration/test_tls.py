@@ -66,7 +66,7 @@ def test_setup_made_a_self_signed_certificate(tls_cluster):
 
 def test_loader_connects_with_sslmode_require_and_verify_full(tls_cluster, monkeypatch):
     from shopstream import connections
-    from shopstream.bronze import airflow_entry
+    from shopstream.bronze import airflow_entry, schema
 
     _, root, port = tls_cluster
     # dbt's connection on the same database (the bronze tasks check that the loader writes where dbt reads)
@@ -80,7 +80,7 @@ def test_loader_connects_with_sslmode_require_and_verify_full(tls_cluster, monke
             assert ssl is True and version.startswith("TLS"), extra
             assert conn.execute("SELECT current_user").fetchone()[0] == os.environ["BRONZE_PGUSER"]
         # The least-privilege setup ran on the private cluster too: the loader's DDL check passes over TLS.
-        assert airflow_entry.apply_ddl() == sorted(airflow_entry._LOADER_NEEDS)
+        assert airflow_entry.apply_ddl() == sorted(schema.LOADER_NEEDS)
 
 
 def test_verify_full_rejects_an_unknown_ca(tls_cluster, monkeypatch, tmp_path):

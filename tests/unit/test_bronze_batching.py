@@ -1,4 +1,5 @@
-"""Batch assembly of the bronze loader against a scripted consumer (no Kafka, no PostgreSQL).
+"""Batch assembly of the bronze loader (shopstream.bronze.batches) against a scripted consumer (no Kafka, no
+PostgreSQL).
 
 Covers what decides correctness before any SQL runs: which messages enter a batch, where each partition's
 position ends, when a partition counts as drained (its high watermark at start), and that poison goes to the
@@ -12,17 +13,12 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from shopstream.bronze import poison
-from shopstream.bronze.copyrows import SIGNATURE, TRAILER, RowEncoder, decode_rows
-from shopstream.bronze.loader import (
-    BronzeLoader,
-    LoaderSettings,
-    _Batch,
-    _Part,
-    build_consumer_config,
-    merge_results,
-    watermarks,
-)
+from shopstream.bronze.batches import Batch, BatchAssembler, PartitionState
+from shopstream.bronze.consumer import build_consumer_config, watermarks
+from shopstream.bronze.copyrows import SIGNATURE, TRAILER, decode_rows
+from shopstream.bronze.loader import LoaderSettings
 from shopstream.bronze.planning import plan_partition
+from shopstream.bronze.results import merge_results
 
 TS = 1_748_782_800_000
 
@@ -87,51 +83,44 @@ class ScriptedConsumer:
         self.assigned = [(tp.topic, tp.partition, tp.offset) for tp in tps]
 
 
-def make_loader(script, partitions, settings=None):
+def make_assembler(script, partitions, settings=None):
     """partitions: {(topic, p): (stored, low, high)}"""
-    loader = BronzeLoader("", {"bootstrap.servers": "unused:1"}, partitions=list(partitions),
-                          settings=settings or LoaderSettings())
-    loader._consumer = ScriptedConsumer(script)
+    assembler = BatchAssembler(ScriptedConsumer(script), settings or LoaderSettings())
     for (topic, p), (stored, low, high) in partitions.items():
-        plan = plan_partition(topic, p, stored, low, high)
-        part = _Part(topic, p, plan, db_offset=stored, position=max(stored, plan.start))
-        part.done = part.position >= part.target
-        loader._parts[(topic, p)] = part
-        loader._encoders.setdefault(topic, RowEncoder(topic))
-    loader._last_progress = time.monotonic()
-    return loader
+        assembler.add(PartitionState.at(plan_partition(topic, p, stored, low, high), stored))
+    return assembler
 
 
-def fill(loader, limit=1000, seconds=0.5):
-    batch = _Batch()
+def fill(assembler, limit=1000, seconds=0.5):
+    batch = Batch()
     sent = []
-    loader._fill(batch, limit, time.monotonic() + seconds, sent.append)
+    assembler.fill(batch, limit, time.monotonic() + seconds, sent.append)
     return batch, decode_rows(SIGNATURE + b"".join(sent) + TRAILER)
 
 
 def test_drains_to_high_watermark_and_stops():
     msgs = [Msg("t", 0, o, key=str(o).encode()) for o in range(5)]
-    loader = make_loader([msgs], {("t", 0): (0, 0, 5)})
-    batch, copied = fill(loader)
+    assembler = make_assembler([msgs], {("t", 0): (0, 0, 5)})
+    batch, copied = fill(assembler)
     assert [r[4] for r in copied] == [0, 1, 2, 3, 4]
     assert [r[1] for r in copied] == ["0", "1", "2", "3", "4"]
     assert batch.start == {("t", 0): 0} and batch.end == {("t", 0): 5}
-    assert loader._parts[("t", 0)].done and ("t", 0) in loader._consumer.paused
+    assert assembler.parts[("t", 0)].done and ("t", 0) in assembler.consumer.paused
 
 
 def test_messages_beyond_the_start_watermark_are_left_for_the_next_run():
     msgs = [Msg("t", 0, o) for o in range(3, 9)]
-    loader = make_loader([msgs], {("t", 0): (3, 0, 6)})
-    batch, copied = fill(loader)
+    assembler = make_assembler([msgs], {("t", 0): (3, 0, 6)})
+    batch, copied = fill(assembler)
     assert [r[4] for r in copied] == [3, 4, 5]
     assert batch.end == {("t", 0): 6}
 
 
 def test_batch_limit_leaves_the_rest_pending_in_order():
     msgs = [Msg("t", p, o) for o in range(10) for p in (0, 1)]
-    loader = make_loader([msgs], {("t", 0): (0, 0, 10), ("t", 1): (0, 0, 10)})
-    b1, c1 = fill(loader, limit=7)
-    b2, c2 = fill(loader, limit=100)
+    assembler = make_assembler([msgs], {("t", 0): (0, 0, 10), ("t", 1): (0, 0, 10)})
+    b1, c1 = fill(assembler, limit=7)
+    b2, c2 = fill(assembler, limit=100)
     assert len(c1) == 7 and len(c2) == 13
     assert sorted((r[3], r[4]) for r in c1 + c2) == sorted((p, o) for o in range(10) for p in (0, 1))
     assert b1.end[("t", 0)] == 4 and b1.end[("t", 1)] == 3
@@ -142,29 +131,29 @@ def test_batch_limit_leaves_the_rest_pending_in_order():
 def test_eof_at_target_finishes_a_partition_with_gaps():
     # Offsets 2 and 5 never arrive (e.g. transaction markers); the end of the log is 6 = the target.
     msgs = [Msg("t", 0, o) for o in (0, 1, 3, 4)] + [eof("t", 0, 6)]
-    loader = make_loader([msgs], {("t", 0): (0, 0, 6)})
-    batch, copied = fill(loader)
+    assembler = make_assembler([msgs], {("t", 0): (0, 0, 6)})
+    batch, copied = fill(assembler)
     assert [r[4] for r in copied] == [0, 1, 3, 4]
     assert batch.end == {("t", 0): 6}
-    assert loader._parts[("t", 0)].done
+    assert assembler.parts[("t", 0)].done
 
 
 def test_eof_below_target_does_not_finish():
-    loader = make_loader([[Msg("t", 0, 0), eof("t", 0, 1)]], {("t", 0): (0, 0, 3)})
-    batch, _ = fill(loader, seconds=0.2)
-    assert batch.end == {("t", 0): 1} and not loader._parts[("t", 0)].done
+    assembler = make_assembler([[Msg("t", 0, 0), eof("t", 0, 1)]], {("t", 0): (0, 0, 3)})
+    batch, _ = fill(assembler, seconds=0.2)
+    assert batch.end == {("t", 0): 1} and not assembler.parts[("t", 0)].done
 
 
 def test_already_handled_offsets_are_skipped():
     msgs = [Msg("t", 0, o) for o in (3, 4, 5, 4, 5, 6)]
-    loader = make_loader([msgs], {("t", 0): (4, 0, 7)})
-    batch, copied = fill(loader)
+    assembler = make_assembler([msgs], {("t", 0): (4, 0, 7)})
+    batch, copied = fill(assembler)
     assert [r[4] for r in copied] == [4, 5, 6]
 
 
 def test_unknown_partitions_are_ignored():
-    loader = make_loader([[Msg("other", 0, 0), Msg("t", 0, 0)]], {("t", 0): (0, 0, 1)})
-    _, copied = fill(loader)
+    assembler = make_assembler([[Msg("other", 0, 0), Msg("t", 0, 0)]], {("t", 0): (0, 0, 1)})
+    _, copied = fill(assembler)
     assert [(r[0], r[4]) for r in copied] == [("t", 0)]
 
 
@@ -180,8 +169,8 @@ def test_poison_goes_to_quarantine_without_stopping_the_batch():
         Msg("t", 0, 7, value=b"not json"),
         Msg("t", 0, 8),
     ]
-    loader = make_loader([msgs], {("t", 0): (0, 0, 9)}, LoaderSettings(max_value_bytes=64))
-    batch, copied = fill(loader)
+    assembler = make_assembler([msgs], {("t", 0): (0, 0, 9)}, LoaderSettings(max_value_bytes=64))
+    batch, copied = fill(assembler)
     assert [r[4] for r in copied] == [0, 8]
     reasons = {q[2]: q[9] for q in batch.quarantine}
     assert reasons == {1: poison.TOMBSTONE, 2: poison.NOT_OBJECT, 3: poison.INVALID_UTF8, 4: poison.MISSING_KEY,
@@ -193,23 +182,23 @@ def test_poison_goes_to_quarantine_without_stopping_the_batch():
 
 
 def test_deadline_ends_an_idle_batch_and_stall_is_flagged():
-    loader = make_loader([], {("t", 0): (0, 0, 5)}, LoaderSettings(stall_seconds=0.05))
+    assembler = make_assembler([], {("t", 0): (0, 0, 5)}, LoaderSettings(stall_seconds=0.05))
     started = time.monotonic()
-    batch, copied = fill(loader, seconds=0.3)
+    batch, copied = fill(assembler, seconds=0.3)
     assert time.monotonic() - started < 1.0
     assert copied == [] and batch.end == {}
-    assert loader._stalled
+    assert assembler.stalled
 
 
 def test_reopened_partition_is_reassigned_and_resumed():
     # A partition paused at its target must fetch again when a rollback/resync moves it back: librdkafka keeps
     # a pause across assign(), so the loader has to resume it explicitly.
-    loader = make_loader([[Msg("t", 0, o) for o in range(3)]], {("t", 0): (0, 0, 3), ("t", 1): (0, 0, 2)})
-    fill(loader)
-    assert loader._parts[("t", 0)].done and ("t", 0) in loader._consumer.paused
-    loader._adopt({("t", 0): 1, ("t", 1): 0})  # e.g. the batch did not commit: back to the stored offsets
-    assert loader._consumer.assigned == [("t", 0, 1), ("t", 1, 0)]
-    assert loader._consumer.paused == []
+    assembler = make_assembler([[Msg("t", 0, o) for o in range(3)]], {("t", 0): (0, 0, 3), ("t", 1): (0, 0, 2)})
+    fill(assembler)
+    assert assembler.parts[("t", 0)].done and ("t", 0) in assembler.consumer.paused
+    assembler.seek({("t", 0): 1, ("t", 1): 0})  # e.g. the batch did not commit: back to the stored offsets
+    assert assembler.consumer.assigned == [("t", 0, 1), ("t", 1, 0)]
+    assert assembler.consumer.paused == []
 
 
 def test_consumer_config_forces_manual_offsets():

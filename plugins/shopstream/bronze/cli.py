@@ -17,7 +17,8 @@ import logging
 import os
 import sys
 
-from shopstream.bronze.loader import DEFAULT_GROUP, BronzeLoader, LoaderSettings, LoaderStalled
+from shopstream.bronze.consumer import DEFAULT_GROUP
+from shopstream.bronze.loader import BronzeLoader, LoaderSettings, LoaderStalled
 from shopstream.bronze.planning import parse_tps
 from shopstream.cli import kafka_config, setup_logging
 
