@@ -435,8 +435,6 @@ class DummyJSONClient:
         run: dict[str, Any],
     ) -> tuple[int, list[dict[str, Any]]]:
         def get(attempt: int) -> tuple[int, list[dict[str, Any]]]:
-            if attempt > 1:
-                run["retries"] += 1
             try:
                 body = self._request(resource, url, skip, limit, attempt, run)
                 return self._validate(resource, body, skip, limit)
@@ -451,6 +449,7 @@ class DummyJSONClient:
             return delay
 
         def before_retry(failure: retry.Failure) -> None:
+            run["retries"] += 1
             last = failure.error
             log.warning("DummyJSON GET %s attempt %d/%d failed (%s): %s; retrying in %.2f s",
                         url, failure.attempt, self.max_attempts, last.kind, last.cause, failure.delay)
