@@ -44,27 +44,14 @@ for p in (str(ROOT), str(ROOT / "plugins")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from tests.support.project_env import admin_dsn, load_project_env  # noqa: E402 - needs ROOT on sys.path
+
 DAG_IDS = ("shopstream_extract", "shopstream_bronze", "shopstream_dbt")
 PARSE = "%Y-%m-%dT%H:%M:%S.%f%z"
 
 
-def _project_env() -> None:
-    """The environment scripts/common.sh builds (.env, ports derived from the connections)."""
-    out = subprocess.run(["bash", "-c", f"source {ROOT / 'scripts' / 'common.sh'} && env -0"], check=True,
-                         capture_output=True).stdout
-    for item in out.split(b"\0"):
-        if b"=" in item:
-            key, _, value = item.partition(b"=")
-            os.environ.setdefault(key.decode(), value.decode())
-
-
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def _admin_dsn() -> str:
-    return (f"host={Path(os.environ['SHOPSTREAM_PG_ROOT']) / 'run'} port={os.environ['PGPORT']} user=postgres "
-            f"dbname=postgres")
 
 
 def _dbt_overhead(airflow, runs: list[dict]) -> dict:
@@ -180,7 +167,7 @@ def _backfill(airflow, first: datetime, n_hours: int, max_active_runs: int) -> d
 
 
 def run(quick: bool) -> list[dict]:
-    _project_env()
+    load_project_env()
     sys.path.insert(0, str(ROOT / "bench"))
     import psycopg
     from shopstream.dummyjson_stub.server import DummyJSONServer, resolve_catalog
@@ -202,7 +189,7 @@ def run(quick: bool) -> list[dict]:
     bootstrap = os.environ["KAFKA_BOOTSTRAP"]
     server = DummyJSONServer(resolve_catalog(), port=0, rate_limit=None)
     url = server.start()
-    db, topics, admin = create_warehouse_and_topics(_admin_dsn(), os.environ["PGUSER"], bootstrap, "bench_bf", "bench",
+    db, topics, admin = create_warehouse_and_topics(admin_dsn(), os.environ["PGUSER"], bootstrap, "bench_bf", "bench",
                                                     int(os.environ.get("SHOPSTREAM_KAFKA_PARTITIONS", 3)))
     db_params = {"host": os.environ["PGHOST"], "port": os.environ["PGPORT"], "dbname": db,
                  "user": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}
@@ -275,7 +262,7 @@ def run(quick: bool) -> list[dict]:
             airflow.stop()
         finally:
             server.stop()
-            drop_warehouse_and_topics(_admin_dsn(), db, admin, topics)
+            drop_warehouse_and_topics(admin_dsn(), db, admin, topics)
     week = next((b for b in figures["backfills"] if b["hours"] == 168), None)
     ratios = {"dbt_dag_vs_plain_build": round(figures["dbt_dag_run_s"] / figures["plain_dbt_build"]["seconds"], 2)}
     ratios.update({f"backfill_{b['hours']}h_s_per_hour": b["s_per_hour"] for b in figures["backfills"]})

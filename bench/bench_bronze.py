@@ -22,25 +22,11 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "plugins") not in sys.path:
-    sys.path.insert(0, str(ROOT / "plugins"))
+for _path in (str(ROOT), str(ROOT / "plugins")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
-
-def _project_env() -> None:
-    """The environment scripts/common.sh builds (.env, derived ports), like tests/conftest.py."""
-    if os.environ.get("SHOPSTREAM_ENV_LOADED") == "1":
-        return
-    out = subprocess.run(["bash", "-c", f"source {ROOT / 'scripts' / 'common.sh'} && env -0"],
-                         check=True, capture_output=True).stdout
-    for item in out.split(b"\0"):
-        if b"=" in item:
-            key, _, value = item.partition(b"=")
-            os.environ.setdefault(key.decode(), value.decode())
-    os.environ["SHOPSTREAM_ENV_LOADED"] = "1"
-
-
-def _admin_dsn(dbname: str = "postgres") -> str:
-    return f"host={Path(os.environ['SHOPSTREAM_PG_ROOT']) / 'run'} port={os.environ['PGPORT']} user=postgres dbname={dbname}"
+from tests.support.project_env import admin_dsn, load_project_env  # noqa: E402 - needs ROOT on sys.path
 
 
 class _Databases:
@@ -53,7 +39,7 @@ class _Databases:
         import psycopg
 
         name = f"bench_bronze_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}" OWNER "{os.environ["PGUSER"]}"')
         self.names.append(name)
         return psycopg.conninfo.make_conninfo(host=os.environ["PGHOST"], port=os.environ["PGPORT"],
@@ -63,13 +49,13 @@ class _Databases:
     def checkpoint(self) -> None:
         import psycopg
 
-        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
             conn.execute("CHECKPOINT")
 
     def drop_all(self) -> None:
         import psycopg
 
-        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
             for name in self.names:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -161,10 +147,11 @@ def _cli_load(dsn: str, bootstrap: str, what: list[str]) -> dict:
 
 
 def run(quick: bool) -> list[dict]:
-    _project_env()
+    load_project_env()
     from confluent_kafka.admin import AdminClient, NewTopic
     from shopstream.bronze.loader import LoaderSettings, plan_groups
-    from shopstream.bronze.testing import event_messages, produce
+
+    from tests.support.bronze_messages import event_messages, produce
 
     n = 100_000 if quick else 1_000_000
     naive_sample = 10_000 if quick else 50_000

@@ -1,54 +1,36 @@
 """Shared fixtures: the real local services (PostgreSQL, Kafka) started by the project's own scripts.
 
 Tests never skip because a service is missing: the fixtures start it (scripts/*.sh are idempotent) and fail
-loudly if it cannot start.
+loudly if it cannot start. The project's environment (.env and what scripts/common.sh derives from it) is the
+session fixture `project_env`: the service fixtures use it, and tests/integration, tests/faults and tests/e2e
+request it for all their tests, so pure unit tests (tests/unit, tests/dags) run without .env. Shared helpers
+live in tests/support.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ROOT / "scripts"
+from tests.support.project_env import ROOT, admin_dsn, load_project_env, run_script
 
-
-def _load_project_env() -> None:
-    """Import the environment that scripts/common.sh builds (.env, derived ports, AIRFLOW_HOME...)."""
-    if os.environ.get("SHOPSTREAM_ENV_LOADED") == "1":
-        return
-    out = subprocess.run(
-        ["bash", "-c", f"source {SCRIPTS / 'common.sh'} && env -0"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    for item in out.split(b"\0"):
-        if b"=" in item:
-            key, _, value = item.partition(b"=")
-            os.environ.setdefault(key.decode(), value.decode())
-    os.environ["SHOPSTREAM_ENV_LOADED"] = "1"
-    # Tests get their own Airflow home so they never touch the demo's metadata database.
-    os.environ["AIRFLOW_HOME"] = str(ROOT / ".local" / "airflow-test")
-    os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
-
-
-_load_project_env()
-
-
-def run_script(name: str, *args: str) -> None:
-    result = subprocess.run([str(SCRIPTS / name), *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"scripts/{name} {' '.join(args)} failed ({result.returncode}):\n"
-                           f"{result.stdout}\n{result.stderr}")
+# Before anything imports Airflow (it reads its configuration once, at import): tests get their own Airflow
+# home, so they never touch the demo's metadata database. Not from .env, so unit tests get it too.
+os.environ["AIRFLOW_HOME"] = str(ROOT / ".local" / "airflow-test")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 
 
 @pytest.fixture(scope="session")
-def postgres_service() -> dict:
+def project_env() -> None:
+    """The environment scripts/common.sh builds (.env, derived ports, PG*, KAFKA_BOOTSTRAP...), in os.environ."""
+    load_project_env()
+
+
+@pytest.fixture(scope="session")
+def postgres_service(project_env) -> dict:
     """The project's PostgreSQL cluster, running; returns the warehouse connection parameters."""
     run_script("postgres.sh", "start")
     return {
@@ -58,11 +40,6 @@ def postgres_service() -> dict:
         "password": os.environ["PGPASSWORD"],
         "dbname": os.environ["PGDATABASE"],
     }
-
-
-def admin_dsn(dbname: str = "postgres") -> str:
-    """Superuser over the cluster's private Unix socket (trust auth; only the local OS can reach it)."""
-    return f"host={Path(os.environ['SHOPSTREAM_PG_ROOT']) / 'run'} port={os.environ['PGPORT']} user=postgres dbname={dbname}"
 
 
 class _DatabaseParams(dict):
@@ -124,12 +101,8 @@ def fresh_database(postgres_service, request):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def pg_conninfo(params: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in params.items())
-
-
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
+def kafka_bootstrap(project_env) -> str:
     """The project's Kafka broker (KRaft, from Apache Kafka's jars), running; returns bootstrap.servers."""
     run_script("kafka.sh", "start")
     return os.environ["KAFKA_BOOTSTRAP"]
@@ -161,22 +134,3 @@ def unique_topics(kafka_bootstrap):
                 f.result(30)
             except Exception:  # noqa: BLE001 - best-effort cleanup of throwaway topics
                 pass
-
-
-# --------------------------------------------------------------------------------------- fault summary
-from tests.fault_report import REPORT as _FAULT_REPORT  # noqa: E402
-
-
-@pytest.fixture
-def fault_report(request):
-    """Record a fault case's figures for the summary table (tests/fault_report.py)."""
-    _FAULT_REPORT.current_test = request.node.nodeid
-    return _FAULT_REPORT
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _FAULT_REPORT.cases:
-        path = _FAULT_REPORT.write()
-        terminalreporter.section("ShopStream fault summary")
-        terminalreporter.write_line(_FAULT_REPORT.table())
-        terminalreporter.write_line(f"(also in {path.relative_to(ROOT)})")

@@ -14,6 +14,11 @@ import pytest
 from tests.e2e.harness import BASES, ROOT, pipeline_env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _project_env(project_env):
+    """Every end-to-end test runs with the project's environment (.env, PG*, KAFKA_BOOTSTRAP)."""
+
+
 @pytest.fixture(scope="session")
 def dummyjson_api():
     """The project's DummyJSON-compatible server on a free port, in a thread of this process, serving the

@@ -17,7 +17,6 @@ machine).
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from datetime import timedelta
@@ -40,6 +39,7 @@ from tests.e2e.harness import (
     pipeline_env,
     warehouse_env,
 )
+from tests.support.project_env import admin_dsn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.slow]
 
@@ -70,11 +70,6 @@ preload_for_forking_command()
 '''
 
 
-def _admin_dsn() -> str:
-    pg_root = os.environ.get("SHOPSTREAM_PG_ROOT") or str(ROOT / ".local" / "pg")
-    return f"host={pg_root}/run port={os.environ['PGPORT']} user=postgres dbname=postgres"
-
-
 @pytest.fixture(scope="module")
 def live(postgres_service, kafka_bootstrap, dummyjson_api, tmp_path_factory):
     current = current_hour(timedelta(minutes=1))
@@ -84,7 +79,7 @@ def live(postgres_service, kafka_bootstrap, dummyjson_api, tmp_path_factory):
     # of the comparison). A manual run with the current hour as logical date (it processes the hour before,
     # already backfilled: same data) takes that slot, so no scheduled run is created while the tests run.
     first = current - timedelta(hours=N_HOURS)
-    db, topics, admin = create_warehouse_and_topics(_admin_dsn(), postgres_service["user"], kafka_bootstrap,
+    db, topics, admin = create_warehouse_and_topics(admin_dsn(), postgres_service["user"], kafka_bootstrap,
                                                     "t_e2e", "e2e")
     params = {**postgres_service, "dbname": db}
     faults_file = tmp_path_factory.mktemp("faults") / "faults.json"
@@ -112,7 +107,7 @@ def live(postgres_service, kafka_bootstrap, dummyjson_api, tmp_path_factory):
         try:
             airflow.stop()
         finally:
-            drop_warehouse_and_topics(_admin_dsn(), db, admin, topics)  # also when stopping Airflow failed
+            drop_warehouse_and_topics(admin_dsn(), db, admin, topics)  # also when stopping Airflow failed
 
 
 def _reconciled(airflow: LiveAirflow, runs: list[dict]) -> set[str]:
@@ -178,7 +173,7 @@ def _revoke_writes(dsn: str, table: str, role: str, grant: bool = False) -> None
     owns (as a superuser; an owner's privileges can be revoked like anyone's)."""
     db = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
     verb = f"GRANT INSERT, UPDATE, DELETE ON {table} TO" if grant else f"REVOKE INSERT, UPDATE, DELETE ON {table} FROM"
-    with psycopg.connect(_admin_dsn().replace("dbname=postgres", f"dbname={db}"), autocommit=True) as conn:
+    with psycopg.connect(admin_dsn(db), autocommit=True) as conn:
         conn.execute(f'{verb} "{role}"')
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import admin_dsn
 from tests.e2e.harness import (
     DAG_IDS,
     ROOT,
@@ -29,6 +28,7 @@ from tests.e2e.harness import (
     pipeline_env,
     warehouse_env,
 )
+from tests.support.project_env import admin_dsn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.browser, pytest.mark.slow]
 

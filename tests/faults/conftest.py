@@ -13,19 +13,16 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from scripts.testsvc import PrivateKafka, PrivatePostgres
+from tests.faults.fault_report import REPORT
 from tests.faults.harness import BASES, Pipeline, snapshot
+from tests.support.private_services import PrivateKafka, PrivatePostgres
+from tests.support.project_env import ROOT, admin_dsn
 
 # The realistic dataset of the process-fault cases: two logical hours of the DummyJSON snapshot, with more
 # clickstream than the default 300 events an hour so each stage runs long enough to be hit mid-way.
 EVENTS_PER_HOUR = 10_000
 _now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
 HOURS = [(_now.replace(hour=10) + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(2)]
-
-
-def admin_dsn(dbname: str = "postgres") -> str:
-    """Superuser of the shared cluster over its private Unix socket (as tests/conftest.py)."""
-    return f"host={Path(os.environ['SHOPSTREAM_PG_ROOT']) / 'run'} port={os.environ['PGPORT']} user=postgres dbname={dbname}"
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +152,23 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/faults/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.faults)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _project_env(project_env):
+    """Every fault test runs with the project's environment (.env, PG*, KAFKA_BOOTSTRAP)."""
+
+
+@pytest.fixture
+def fault_report(request):
+    """Record a fault case's figures for the summary table (tests/faults/fault_report.py)."""
+    REPORT.current_test = request.node.nodeid
+    return REPORT
+
+
+def pytest_terminal_summary(terminalreporter):
+    if REPORT.cases:
+        path = REPORT.write()
+        terminalreporter.section("ShopStream fault summary")
+        terminalreporter.write_line(REPORT.table())
+        terminalreporter.write_line(f"(also in {path.relative_to(ROOT)})")

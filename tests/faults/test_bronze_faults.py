@@ -21,9 +21,9 @@ import pytest
 from confluent_kafka import Producer
 from shopstream.bronze.consumer import list_partitions
 from shopstream.bronze.schema import apply_ddl
-from shopstream.bronze.testing import BASE_TS_MS
 
 from tests.faults.harness import GROUP, Pipeline
+from tests.support.bronze_messages import BASE_TS_MS
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -25,7 +25,6 @@ import psycopg
 import pytest
 from shopstream.bronze.schema import apply_ddl
 
-from tests.faults.conftest import admin_dsn
 from tests.faults.harness import (
     GROUP,
     SMALL_PREFETCH,
@@ -36,6 +35,7 @@ from tests.faults.harness import (
     wait_for_progress,
     wait_until,
 )
+from tests.support.project_env import admin_dsn
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

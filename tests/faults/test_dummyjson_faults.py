@@ -41,7 +41,7 @@ from shopstream.extract.messages import RESOURCES, Snapshot, build_messages
 from shopstream.extract.tasks import extract_topic
 
 from tests.faults.harness import assert_build_passed, topic_env
-from tests.fixtures.bronze_fixtures import Warehouse
+from tests.support.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -36,10 +36,8 @@ import pytest
 from shopstream.bronze import poison
 from shopstream.bronze.loader import BronzeLoader, LoaderSettings
 
-from tests.conftest import admin_dsn
 from tests.faults.harness import assert_build_passed, topic_env
-from tests.fixtures.bronze_fixtures import (
-    Warehouse,
+from tests.support.contract_messages import (
     base_hour,
     canonical,
     customer,
@@ -52,6 +50,8 @@ from tests.fixtures.bronze_fixtures import (
     product,
     product_value,
 )
+from tests.support.project_env import admin_dsn
+from tests.support.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from shopstream.bronze.testing import bronze_set, event_messages, produce, produced_set
+
+from tests.support.bronze_messages import bronze_set, event_messages, produce, produced_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 

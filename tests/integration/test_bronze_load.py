@@ -19,7 +19,8 @@ from shopstream.bronze.consumer import list_partitions
 from shopstream.bronze.loader import BronzeLoader, LoaderSettings, plan_groups
 from shopstream.bronze.planning import parse_tps
 from shopstream.bronze.schema import apply_ddl
-from shopstream.bronze.testing import (
+
+from tests.support.bronze_messages import (
     BASE_TS_MS,
     bronze_set,
     canonical,

@@ -17,15 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.bronze_fixtures import (
-    Warehouse,
-    base_hour,
-    hour_messages,
-    item,
-    message,
-    order,
-    product_value,
-)
+from tests.support.contract_messages import base_hour, hour_messages, item, message, order, product_value
+from tests.support.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 

@@ -14,9 +14,7 @@ import psycopg
 import pytest
 from shopstream.dbt.warehouse import SPEC_COLUMNS, table_checksums
 
-from tests.fixtures.bronze_fixtures import (
-    BronzeWriter,
-    Warehouse,
+from tests.support.contract_messages import (
     bad_rows,
     base_hour,
     customer_value,
@@ -27,6 +25,7 @@ from tests.fixtures.bronze_fixtures import (
     order,
     product_value,
 )
+from tests.support.warehouse import BronzeWriter, Warehouse
 
 pytestmark = pytest.mark.integration
 

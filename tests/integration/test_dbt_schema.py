@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.bronze_fixtures import Warehouse, base_hour, hour_messages
+from tests.support.contract_messages import base_hour, hour_messages
+from tests.support.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,7 @@ def built(postgres_service, tmp_path_factory):
 
     import psycopg
 
-    from tests.conftest import admin_dsn
+    from tests.support.project_env import admin_dsn
 
     name = f"t_schema_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_dsn(), autocommit=True) as conn:

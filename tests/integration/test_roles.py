@@ -143,7 +143,8 @@ def test_bronze_dag_tasks_run_as_the_loader(fresh_database, kafka_bootstrap, uni
     """The bronze DAG's task functions with AIRFLOW_CONN_BRONZE_DB: `apply_ddl` verifies the DDL the owner role
     applied (the loader may not run it), the loads append rows, quarantine poison and store offsets."""
     from shopstream.bronze import airflow_entry, schema
-    from shopstream.bronze.testing import event_messages, produce
+
+    from tests.support.bronze_messages import event_messages, produce
 
     names = unique_topics("customers", "products", "orders", "events")
     topics = list(names.values())
@@ -199,7 +200,7 @@ def test_setup_upgrades_a_single_role_database_and_is_idempotent(fresh_database)
 
 
 def test_roles_are_not_superusers_and_the_owner_cannot_log_in(postgres_service):
-    from tests.conftest import admin_dsn
+    from tests.support.project_env import admin_dsn
 
     with psycopg.connect(admin_dsn()) as admin:
         rows = dict((r[0], r[1:]) for r in admin.execute(

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts.testsvc import free_port
+from tests.support.private_services import PrivateKafka, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -123,18 +123,17 @@ def test_dbt_profile_connects_over_tls(tls_cluster, monkeypatch):
 # ------------------------------------------------------------------------------------------- Kafka SASL
 @pytest.fixture(scope="module")
 def sasl_broker():
-    """A private single-node broker (scripts/testsvc.py's) with a second listener, SASL_PLAINTEXT + PLAIN, and one
-    user whose password is generated here. The PLAINTEXT listener is only for the helper's start-up check."""
+    """A private single-node broker (tests/support/private_services.py) with a second listener, SASL_PLAINTEXT +
+    PLAIN, and one user whose password is generated here. The PLAINTEXT listener is only for the helper's start-up
+    check."""
     import secrets as pysecrets
-
-    from scripts import testsvc
 
     password = pysecrets.token_urlsafe(16)
     jaas = f'org.apache.kafka.common.security.plain.PlainLoginModule required user_shop="{password}";'
-    k = testsvc.PrivateKafka.create(partitions=1, listeners={"SASL_PLAINTEXT": None}, prefix="shopstream-sasl-",
-                                    properties={"sasl.enabled.mechanisms": "PLAIN",
-                                                "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
-                                                "offsets.topic.num.partitions": "1"})
+    k = PrivateKafka.create(partitions=1, listeners={"SASL_PLAINTEXT": None}, prefix="shopstream-sasl-",
+                            properties={"sasl.enabled.mechanisms": "PLAIN",
+                                        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+                                        "offsets.topic.num.partitions": "1"})
     try:
         k.create_topics(["sasl-check"], partitions=1)
         yield f"127.0.0.1:{k.listener_ports['SASL_PLAINTEXT']}", password

@@ -15,10 +15,12 @@ from confluent_kafka import KafkaError, KafkaException
 from shopstream.bronze import poison
 from shopstream.bronze.batches import Batch, BatchAssembler, PartitionState
 from shopstream.bronze.consumer import build_consumer_config, watermarks
-from shopstream.bronze.copyrows import SIGNATURE, TRAILER, decode_rows
+from shopstream.bronze.copyrows import SIGNATURE, TRAILER
 from shopstream.bronze.loader import LoaderSettings
 from shopstream.bronze.planning import plan_partition
 from shopstream.bronze.results import merge_results
+
+from tests.support.binary_copy import decode_rows
 
 TS = 1_748_782_800_000
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import struct
 from datetime import datetime
 
-from shopstream.bronze.copyrows import SIGNATURE, TRAILER, RowEncoder, decode_rows, ms_to_utc_naive
+from shopstream.bronze.copyrows import SIGNATURE, TRAILER, RowEncoder, ms_to_utc_naive
+
+from tests.support.binary_copy import decode_rows
 
 
 def test_round_trip():

@@ -3,8 +3,8 @@
 Static checks parse the file with PyYAML: the services, healthchecks and depends_on conditions, that every
 ${VAR} it reads is defined in .env.example (and every .env.example variable is used or declared native-only),
 that no password is written in it, that its services match what `make up` / `make airflow` run natively.
-The helpers under docker/ are run for real: the connection rewrite, the lock check, the entrypoint, and the
-PostgreSQL init script against the project's own PostgreSQL.
+The helpers under docker/ are run for real: the connection rewrite, the lock check, the entrypoint (the
+PostgreSQL init script runs against the project's own PostgreSQL in tests/integration/test_docker_postgres_init.py).
 
 The last tests run the real Docker Compose v2 (`docker compose config`); they never skip. When the plugin
 is missing they fail with the command that installs it (scripts/install-compose.sh builds it from the Go module
@@ -21,7 +21,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -421,39 +420,6 @@ def test_entrypoint_exports_the_rewritten_connections(tmp_path):
     result = subprocess.run(["bash", str(link), "bash", "-c", 'echo "$PGHOST $KAFKA_BOOTSTRAP"'], env=env,
                             capture_output=True, text=True)
     assert (result.returncode, result.stdout.strip()) == (0, "postgres kafka:9092"), result.stderr
-
-
-@pytest.mark.integration
-def test_postgres_init_script_creates_role_and_databases(postgres_service):
-    """docker/postgres-init/10-shopstream.sh against the project's PostgreSQL 15 (twice: it is idempotent)."""
-    import psycopg
-
-    socket_dir = ROOT / ".local" / "pg" / "run"  # the superuser's way in, as in tests/conftest.py
-    admin = f"host={socket_dir} port={postgres_service['port']} user=postgres dbname=postgres"
-    suffix = uuid.uuid4().hex[:8]
-    role, db, meta = f"dock_{suffix}", f"dock_wh_{suffix}", f"dock_af_{suffix}"
-    password = "p'w\"d $x"
-    conn = json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": postgres_service["port"],
-                       "schema": db, "login": role, "password": password})
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
-           "PGHOST": str(socket_dir), "PGPORT": str(postgres_service["port"]),
-           "POSTGRES_USER": "postgres", "AIRFLOW_CONN_WAREHOUSE_DB": conn, "SHOPSTREAM_METADATA_DB": meta}
-    script = DOCKER_DIR / "postgres-init" / "10-shopstream.sh"
-    try:
-        for _ in range(2):
-            result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
-            assert result.returncode == 0, result.stderr
-        for dbname in (db, meta):
-            with psycopg.connect(host=postgres_service["host"], port=postgres_service["port"], user=role,
-                                 password=password, dbname=dbname) as c:
-                owner = c.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
-                                  (dbname,)).fetchone()[0]
-                assert owner == role
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            for dbname in (db, meta):
-                c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            c.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 # ---------------------------------------------------------------------------------------------- real compose

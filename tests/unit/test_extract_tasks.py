@@ -43,6 +43,16 @@ def catalog():
     return load_snapshot(snapshot_dir())
 
 
+@pytest.fixture(autouse=True)
+def connections(monkeypatch):
+    """The task's preflight checks that its connections are defined (the clients themselves are fakes here), so
+    the tests define them instead of relying on the developer's .env."""
+    monkeypatch.setenv("AIRFLOW_CONN_DUMMYJSON_API", json.dumps({"conn_type": "http", "host": "dummyjson.invalid",
+                                                                 "schema": "http"}))
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps({"conn_type": "kafka",
+                                                                 "extra": {"bootstrap.servers": "kafka.invalid:9092"}}))
+
+
 @pytest.fixture
 def sent(monkeypatch):
     out = []

@@ -20,7 +20,7 @@ start`) with the same main class, JVM options and log4j2 config, a server.proper
 folders) and a storage formatted once per instance. Ports are picked below the kernel's ephemeral port range
 so no outgoing connection can take them while the instance is down between a stop and a start.
 
-Command line (for poking at it by hand): python scripts/testsvc.py pg|kafka  -> starts one, prints how to
+Command line (for poking at it by hand): python -m tests.support.private_services pg|kafka  -> starts one, prints how to
 reach it, stops and deletes it on Enter.
 """
 
@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LIBS = ROOT / ".local" / "kafka" / "libs"
 KAFKA_LOG4J2 = ROOT / "tools" / "kafka" / "log4j2.xml"
 KAFKA_ADMIN = ROOT / "tools" / "kafka" / "kafka_admin.py"
@@ -153,7 +153,7 @@ class PrivatePostgres:
                 "max_connections": "60", "fsync": "off", "shared_buffers": "64MB", "logging_collector": "off"}
         conf.update(settings or {})
         with (pg.data / "postgresql.conf").open("a") as fh:
-            fh.write("\n# scripts/testsvc.py\n" + "".join(f"{k} = {v}\n" for k, v in conf.items()))
+            fh.write("\n# tests/support/private_services.py\n" + "".join(f"{k} = {v}\n" for k, v in conf.items()))
         pg.start()
         pg.superuser_sql(f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'")
         return pg
@@ -296,7 +296,7 @@ class PrivateKafka:
                 k.listener_ports[name] = lport or free_port(taken)
                 taken.add(k.listener_ports[name])
             k.logdir.mkdir()
-            k.props.write_text("# scripts/testsvc.py: a private single-node KRaft broker (see scripts/kafka.sh)\n"
+            k.props.write_text("# tests/support/private_services.py: a private single-node KRaft broker (see scripts/kafka.sh)\n"
                                + "".join(f"{key}={value}\n" for key, value in k.server_properties(properties).items()))
             cid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
             while cid.startswith("-"):
@@ -377,7 +377,7 @@ def main(argv: list[str]) -> int:
         svc = PrivateKafka.create()
         print(f"Kafka on {svc.bootstrap} (data {svc.base})")
     else:
-        print("usage: python scripts/testsvc.py pg|kafka", file=sys.stderr)
+        print("usage: python -m tests.support.private_services pg|kafka", file=sys.stderr)
         return 2
     try:
         input("Enter stops and deletes it. ")

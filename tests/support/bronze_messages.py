@@ -1,6 +1,8 @@
-"""Helpers shared by the bronze tests and bench/bench_bronze.py: produce known message sets, read bronze back.
+"""Known Kafka message sets for bronze loads, and bronze read back: shared by the bronze tests and
+bench/bench_bronze.py.
 
-Not used by the pipeline itself.
+`event_messages` makes n clickstream-like messages spread over topics and partitions, `produce` publishes them
+and returns what the broker acknowledged, `bronze_set` / `produced_set` put both sides in one comparable shape.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The fault suite's summary: every fault case records its figures, pytest prints them as one table.
 
 A case calls `fault_report.record("bronze: kill -9 x20", messages_in=..., rows_out=..., duplicates=...,
-lost=..., quarantined=..., note="...")` (fixture in tests/conftest.py). At the end of the session the table
+lost=..., quarantined=..., note="...")` (fixture in tests/faults/conftest.py). At the end of the session the table
 is printed under "ShopStream fault summary" and written to artifacts/faults-summary.{md,json}, so `make faults`
 and CI both show it. Recording is not asserting: each test still asserts 0 lost / 0 duplicated itself; the
 table is the figure the issue asks for, and a row with lost or duplicates > 0 is flagged.
@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 COLUMNS = ("case", "messages_in", "rows_out", "duplicates", "lost", "quarantined", "note")
 
