@@ -119,7 +119,7 @@ def _model_task_converter(config: RenderConfig, operator_class: str):  # noqa: A
     Cosmos' converters receive the node and the group's arguments, not the task Cosmos prepared; so the task's
     metadata is made by Cosmos' own function and only its class is swapped (same id, --select, profile,
     per-model operator_kwargs such as the quarantine's trigger_rule). Tied to cosmos.airflow.graph of the
-    pinned Cosmos; tests/unit/test_dbt_dag.py renders the DAG and checks the class and arguments.
+    pinned Cosmos; tests/dags/test_dbt_dag.py renders the DAG and checks the class and arguments.
     """
     from cosmos.airflow.graph import (
         _get_dbt_dag_task_group_identifier,

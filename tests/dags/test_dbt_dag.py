@@ -1,57 +1,11 @@
-"""The shopstream_dbt DAG's structure, parsed from the file the way Airflow does (no connection, no network,
-no dbt invocation)."""
+"""The shopstream_dbt DAG's structure, from the session's DagBag (tests/dags/conftest.py: parsed the way Airflow
+does, with no connection, no network and no dbt invocation)."""
 
 from __future__ import annotations
 
 import json
-import socket
-import time
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-DAG_FILE = ROOT / "dags" / "shopstream_dbt.py"
-
-
-def _dagbag(monkeypatch):
-    import airflow.sdk  # noqa: F401  (import airflow before cosmos)
-    from airflow.dag_processing.dagbag import DagBag
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("the DAG file opened a network connection at import time")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.delenv("AIRFLOW_CONN_WAREHOUSE_DB", raising=False)
-    return DagBag(dag_folder=str(DAG_FILE), safe_mode=False)
-
-
-@pytest.fixture(scope="module")
-def dag():
-    mp = pytest.MonkeyPatch()
-    try:
-        bag = _dagbag(mp)
-    finally:
-        mp.undo()
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags["shopstream_dbt"]
-
-
-def test_parses_well_under_a_second_without_dbt_or_connections(monkeypatch):
-    import cosmos.dbt.graph as graph
-
-    def no_dbt_ls(*args, **kwargs):
-        raise AssertionError("the DAG ran dbt ls at parse time")
-
-    monkeypatch.setattr(graph.DbtGraph, "load_via_dbt_ls", no_dbt_ls)
-    monkeypatch.setattr(graph.DbtGraph, "load_via_dbt_ls_without_cache", no_dbt_ls)
-    started = time.perf_counter()
-    bag = _dagbag(monkeypatch)
-    elapsed = time.perf_counter() - started
-    assert not bag.import_errors, bag.import_errors
-    [stat] = bag.dagbag_stats
-    assert stat.duration.total_seconds() < 1.0 and elapsed < 2.0, (stat.duration, elapsed)
+DAG_ID = "shopstream_dbt"
 
 
 def test_identity_schedule_and_defaults(dag):
