@@ -16,12 +16,13 @@ folder), own free port - and may stop, kill and restart it at will:
 Both are started the way the project scripts start the shared ones: PostgreSQL with the server binaries
 scripts/postgres.sh finds (PG_BINDIR, /usr/lib/postgresql/*/bin, `pg_config --bindir`), run as the `postgres`
 OS user when we are root (initdb refuses root); Kafka from .local/kafka/libs (resolved by `scripts/kafka.sh
-start`) with the same main class, JVM options and log4j2 config, a server.properties of its own (ports and
-folders) and a storage formatted once per instance. Ports are picked below the kernel's ephemeral port range
-so no outgoing connection can take them while the instance is down between a stop and a start.
+start`) with the same main class, and the JVM options and server.properties of tools/kafka/broker_config.py
+(the shared broker's, sized for a short-lived broker, with its own ports and folders), a storage formatted
+once per instance. Ports are picked below the kernel's ephemeral port range so no outgoing connection can
+take them while the instance is down between a stop and a start.
 
-Command line (for poking at it by hand): python -m tests.support.private_services pg|kafka  -> starts one, prints how to
-reach it, stops and deletes it on Enter.
+Command line (for poking at it by hand, from the repository root): python -m tests.support.private_services
+pg|kafka -> starts one, prints how to reach it, stops and deletes it on Enter.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.kafka import broker_config
+
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LIBS = ROOT / ".local" / "kafka" / "libs"
-KAFKA_LOG4J2 = ROOT / "tools" / "kafka" / "log4j2.xml"
 KAFKA_ADMIN = ROOT / "tools" / "kafka" / "kafka_admin.py"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
@@ -226,55 +228,17 @@ class PrivateKafka:
         return self.base / "logs"
 
     def java_cmd(self, main: str, *args: str) -> list[str]:
-        # The JVM launch of scripts/kafka.sh (its JAVA_OPTS, classpath .local/kafka/libs, log4j2 config): the
-        # source of these settings - keep both in step. The only Python place that builds a Kafka JVM command.
-        opts = self.heap.split() + [
-            "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-            "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-            "-XX:TieredStopAtLevel=1",  # C1 only: a short-lived test broker starts faster and costs less CPU
-            f"-Dlog4j2.configurationFile={KAFKA_LOG4J2}", f"-Dkafka.logs.dir={self.logdir}"]
+        """The JVM launch of `main` with a private broker's options (tools/kafka/broker_config.py) and the jars
+        scripts/kafka.sh resolved. The only Python place that builds a Kafka JVM command."""
+        opts = broker_config.jvm_options(self.heap, self.logdir, size="private")
         return ["java", *opts, "-cp", f"{KAFKA_LIBS}/*", main, *args]
 
     def server_properties(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """server.properties of this broker (scripts/kafka.sh's, with its own ports and folders): the PLAINTEXT
-        listener (start-up check, inter-broker), the controller, `listener_ports` (name = security protocol),
-        then `extra` (added or overriding)."""
-        listeners = {"PLAINTEXT": self.port, **self.listener_ports}
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": ",".join([*(f"{n}://127.0.0.1:{p}" for n, p in listeners.items()),
-                                   f"CONTROLLER://127.0.0.1:{self.controller_port}"]),
-            "advertised.listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in listeners.items()),
-            "listener.security.protocol.map": ",".join([*(f"{n}:{n}" for n in listeners), "CONTROLLER:PLAINTEXT"]),
-            "inter.broker.listener.name": "PLAINTEXT",
-            "controller.listener.names": "CONTROLLER",
-            "log.dirs": str(self.base / "data"),
-            "num.partitions": str(self.partitions),
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "auto.create.topics.enable": "false",
-            "delete.topic.enable": "true",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "3",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "num.network.threads": "2",
-            "num.io.threads": "2",
-            "num.recovery.threads.per.data.dir": "1",
-            "background.threads": "2",
-            "log.message.timestamp.type": "CreateTime",
-            "log.message.timestamp.before.max.ms": "9223372036854775807",
-            "log.message.timestamp.after.max.ms": "9223372036854775807",
-            "log.retention.ms": "-1",
-            "log.retention.bytes": "-1",
-        }
-        props.update(extra or {})
-        return props
+        """server.properties of this broker (tools/kafka/broker_config.py's, sized for a private broker, with its
+        own ports and folders): the PLAINTEXT listener (start-up check, inter-broker), the controller,
+        `listener_ports` (name = security protocol), then `extra` (added or overriding)."""
+        return broker_config.server_properties(self.port, self.controller_port, self.base / "data", self.partitions,
+                                               size="private", listeners=self.listener_ports, extra=extra)
 
     @classmethod
     def create(cls, partitions: int = 3, *, listeners: Mapping[str, int | None] | None = None,
@@ -296,8 +260,8 @@ class PrivateKafka:
                 k.listener_ports[name] = lport or free_port(taken)
                 taken.add(k.listener_ports[name])
             k.logdir.mkdir()
-            k.props.write_text("# tests/support/private_services.py: a private single-node KRaft broker (see scripts/kafka.sh)\n"
-                               + "".join(f"{key}={value}\n" for key, value in k.server_properties(properties).items()))
+            k.props.write_text(broker_config.render_properties(
+                k.server_properties(properties), "tests/support/private_services.py: a private single-node KRaft broker"))
             cid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
             while cid.startswith("-"):
                 cid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
