@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from shopstream.topics import TOPICS, env_var
+
 ROOT = Path(__file__).resolve().parents[2]
-BASES = ("customers", "products", "orders", "events")
+BASES = TOPICS
 DAG_IDS = ("shopstream_extract", "shopstream_bronze", "shopstream_dbt")
 GOLD_TABLES = ("dim_customers", "dim_products", "fct_orders", "fct_order_items", "agg_orders_daily",
                "agg_events_daily")
@@ -36,7 +38,7 @@ def iso(ts: datetime) -> str:
 def pipeline_env(topics: Mapping[str, str], dummyjson_url: str, kafka_bootstrap: str) -> dict[str, str]:
     """The environment that points every stage at this test's topics, DummyJSON server and broker."""
     host, port = dummyjson_url.split("://", 1)[1].rsplit(":", 1)
-    env = {f"SHOPSTREAM_TOPIC_{base.upper()}": name for base, name in topics.items()}
+    env = {env_var(base): name for base, name in topics.items()}
     env["AIRFLOW_CONN_DUMMYJSON_API"] = json.dumps({"conn_type": "http", "host": host, "port": int(port),
                                                     "schema": "http"})
     env["AIRFLOW_CONN_KAFKA_DEFAULT"] = json.dumps({"conn_type": "kafka",

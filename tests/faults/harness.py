@@ -39,9 +39,10 @@ import psycopg
 from shopstream.bronze.consumer import list_partitions
 from shopstream.dbt.runner import QUIET_ENV, env_for, patched_env
 from shopstream.dbt.warehouse import SPEC_COLUMNS
+from shopstream.topics import TOPICS, env_var
 
 ROOT = Path(__file__).resolve().parents[2]
-BASES = ("customers", "products", "orders", "events")
+BASES = TOPICS
 GROUP = "shopstream-bronze"
 DBT_PROJECT = ROOT / "include" / "dbt" / "shopstream"
 DBT_SUPPORT_SQL = sorted((ROOT / "include" / "sql" / "dbt").glob("*.sql"))
@@ -57,7 +58,7 @@ def conninfo(params: Mapping[str, Any]) -> str:
 
 def topic_vars(topics: Mapping[str, str]) -> dict[str, str]:
     """SHOPSTREAM_TOPIC_<BASE> = topic: how dbt's models (as in the DAGs) learn renamed topics' names."""
-    return {f"SHOPSTREAM_TOPIC_{base.upper()}": name for base, name in topics.items()}
+    return {env_var(base): name for base, name in topics.items()}
 
 
 def topic_env(topics: Mapping[str, str]) -> AbstractContextManager[None]:
