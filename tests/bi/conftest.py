@@ -16,13 +16,19 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, SCRIPTS, admin_dsn, run_script
 from tests.e2e.harness import free_port
-from tests.fixtures.bronze_fixtures import BronzeWriter, base_hour, event, hour_messages, message
+from tests.support.contract_messages import base_hour, event, hour_messages, message
+from tests.support.project_env import ROOT, SCRIPTS, admin_dsn, run_script
+from tests.support.warehouse import BronzeWriter
 
 # Events per funnel step and day (a shrinking funnel, so the funnel chart has a shape and the rate is < 100 %).
 FUNNEL = {"page_view": 40, "product_view": 24, "add_to_cart": 12, "checkout_start": 8, "checkout_complete": 5}
 DAYS = 5
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _project_env(project_env):
+    """Every BI test runs with the project's environment (.env: the roles' logins, Superset's settings)."""
 
 
 def analyst_connection(params: dict) -> str:

@@ -22,7 +22,7 @@ import yaml
 from psycopg import errors
 
 from tests.bi.conftest import ASSETS
-from tests.conftest import ROOT
+from tests.support.project_env import ROOT
 
 GOLD_MODELS = {p.stem for p in (ROOT / "include" / "dbt" / "shopstream" / "models" / "gold").glob("*.sql")}
 least_privilege = pytest.mark.parametrize("fresh_database", ["least_privilege"], indirect=True)
