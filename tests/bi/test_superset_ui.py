@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from tests.bi.conftest import ASSETS, api_session
-from tests.support.project_env import ROOT, SCRIPTS
 from tests.e2e.test_browser_ui import CHROMIUM_ARGS, _ensure_chromium
+from tests.support.project_env import ROOT, SCRIPTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
