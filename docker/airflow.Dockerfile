@@ -13,14 +13,14 @@ RUN uv pip install --no-cache "apache-airflow==${AIRFLOW_VERSION}" -r /opt/shops
 
 USER root
 COPY docker/airflow/container_env.py docker/airflow/check_lock.py docker/airflow/entrypoint.sh /opt/shopstream/
-# config/ and logs/ are named volumes in docker-compose.yaml; a new named volume takes the owner of the image's
-# folder, so creating them here (owned by airflow, group 0) lets every container run as the airflow user.
+# config/, logs/ and dbt_docs/ are named volumes in docker-compose.yaml; a new named volume takes the owner of the
+# image's folder, so creating them here (owned by airflow, group 0) lets every container run as the airflow user.
 RUN chmod 0755 /opt/shopstream/entrypoint.sh \
  && chmod 0644 /opt/shopstream/container_env.py /opt/shopstream/check_lock.py \
  && ln -sf /opt/shopstream/entrypoint.sh /usr/local/bin/shopstream-env \
- && mkdir -p /opt/airflow/config /opt/airflow/logs \
- && chown airflow:0 /opt/airflow/config /opt/airflow/logs \
- && chmod 0775 /opt/airflow/config /opt/airflow/logs
+ && mkdir -p /opt/airflow/config /opt/airflow/logs /opt/airflow/dbt_docs \
+ && chown airflow:0 /opt/airflow/config /opt/airflow/logs /opt/airflow/dbt_docs \
+ && chmod 0775 /opt/airflow/config /opt/airflow/logs /opt/airflow/dbt_docs
 USER airflow
 
 RUN python /opt/shopstream/check_lock.py /opt/shopstream/requirements.lock

@@ -55,6 +55,8 @@ NATIVE_ONLY_VARIABLES = {
     "KAFKA_START_TIMEOUT": "scripts/kafka.sh start-up wait; the kafka healthcheck plays that role here",
     "DUMMYJSON_START_TIMEOUT": "scripts/dummyjson.sh start-up wait; the dummyjson healthcheck plays that role here",
     "AIRFLOW_METADATA_DB": "scripts/airflow.sh's metadata database name; compose has its own airflow database",
+    "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": "scripts/airflow.sh's dbt docs folder; compose sets its own on the dbt-docs "
+                                          "volume",
 }
 TOPICS = ["customers", "products", "orders", "events"]
 

@@ -18,7 +18,36 @@ from shopstream.dbt.cosmos_config import (
     project_config,
     render_config,
 )
+from shopstream.dbt.docs import DbtDocsToFolderOperator
 from shopstream.dbt.paths import GOLD_SELECTOR, SILVER_SELECTOR
+
+
+def _common_config() -> dict[str, Any]:
+    return {
+        "project_config": project_config(),
+        "profile_config": profile_config(),
+        "execution_config": execution_config(),
+        "operator_args": operator_args(),
+    }
+
+
+def _standalone_task_args(dag_id: str, task_id: str, common: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a Cosmos local operator created outside a DbtTaskGroup needs to run like the group's tasks:
+    the project, the profile, in-process dbt, and a cache folder of its own (dbt's partial parse)."""
+    return {
+        "project_dir": str(common["project_config"].dbt_project_path),
+        "profile_config": common["profile_config"],
+        "invocation_mode": common["execution_config"].invocation_mode,
+        "env": common["project_config"].env_vars,
+        "cache_dir": cache_dir(f"{dag_id}__{task_id}"),
+        **common["operator_args"],
+    }
+
+
+def docs_task(dag_id: str, task_id: str = "generate_docs", **kwargs: Any) -> DbtDocsToFolderOperator:
+    """`dbt docs generate` (catalog included) into the folder Cosmos' plugin serves (shopstream.dbt.docs)."""
+    return DbtDocsToFolderOperator(task_id=task_id, **_standalone_task_args(dag_id, task_id, _common_config()),
+                                   **kwargs)
 
 
 def build_once_task_groups(dag_id: str) -> list[Any]:
@@ -35,14 +64,9 @@ def build_once_task_groups(dag_id: str) -> list[Any]:
     dbt_build = DbtBuildOnceOperator(
         task_id=BUILD_TASK_ID,
         select=[SILVER_SELECTOR, GOLD_SELECTOR],
-        project_dir=str(common["project_config"].dbt_project_path),
-        profile_config=common["profile_config"],
-        invocation_mode=common["execution_config"].invocation_mode,
         indirect_selection=common["execution_config"].test_indirect_selection.value,
-        env=common["project_config"].env_vars,
-        cache_dir=cache_dir(f"{dag_id}__{BUILD_TASK_ID}"),
         retries=0,
-        **operator_args(),
+        **_standalone_task_args(dag_id, BUILD_TASK_ID, common),
     )
     silver = DbtTaskGroup(group_id="silver", render_config=render_config(SILVER_SELECTOR), **common)
     gold = DbtTaskGroup(group_id="gold", render_config=render_config(GOLD_SELECTOR), **common)
