@@ -46,14 +46,6 @@ export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="${AIRFLOW__SCHEDULER__SCHE
 # is one heartbeat call per running task per second to the API server.
 export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL="${AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL:-1}"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-True}"
-# The dbt docs in the UI (Browse -> dbt Docs (ShopStream), served at /cosmos/shopstream/ by Cosmos' plugin behind
-# the Airflow login, plugins/shopstream_ui.py): the DAG shopstream_dbt_docs writes them into this folder, which it
-# reads from the same setting. Empty = $AIRFLOW_HOME/dbt_docs/shopstream, so every AIRFLOW_HOME has its own.
-if [ -z "${AIRFLOW__COSMOS__DBT_DOCS_PROJECTS:-}" ]; then
-  AIRFLOW__COSMOS__DBT_DOCS_PROJECTS="$(printf '{"shopstream": {"dir": "%s", "name": "dbt Docs (ShopStream)"}}' \
-    "$AIRFLOW_HOME/dbt_docs/shopstream")"
-fi
-export AIRFLOW__COSMOS__DBT_DOCS_PROJECTS
 
 if [ -z "${AIRFLOW_METADATA_DB:-}" ]; then
   if [ "$AIRFLOW_HOME" = "$LOCAL/airflow" ]; then

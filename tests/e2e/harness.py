@@ -204,6 +204,8 @@ class LiveAirflow:
                     **env, "AIRFLOW_HOME": str(self.home), "AIRFLOW_WEB_PORT": str(self.port),
                     "AIRFLOW_METADATA_DB": self.metadata_db}
         self.env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)  # scripts/airflow.sh sets it
+        if "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS" not in env:  # scripts/common.sh: a docs folder in this AIRFLOW_HOME
+            self.env.pop("AIRFLOW__COSMOS__DBT_DOCS_PROJECTS", None)
         self.base = f"http://127.0.0.1:{self.port}"
         self._token: str | None = None
         self._session = None
