@@ -14,8 +14,9 @@ all four topic Assets, one run at a time:
   PostgreSQL in the same transaction as the rows, so any task can be cleared or retried at any point
   (a rerun resumes at the stored offsets; overlapping or outdated plans are kept safe by the offsets
   compare-and-set and the UNIQUE (topic, partition, offset) constraint).
-- `publish`: logs the totals and emits the Asset `shopstream.bronze.raw_events` (extra: the totals, and the
-  extract hours this run loaded for the dbt DAG's reconciliation: shopstream.reconcile.windows).
+- `publish`: logs the totals and emits the Asset `shopstream.bronze.raw_events` (extra: the totals and, per topic,
+  inserted, quarantined by reason and the remaining lag, and the extract hours this run loaded for the dbt DAG's
+  reconciliation: shopstream.reconcile.windows; its XCom: the merged counts of every load).
 
 Params: `topics` (default: the contract's four, renamed by SHOPSTREAM_TOPIC_<NAME> like the extract DAG),
 `load_tasks`, `consumer_group`, `max_seconds` (per load task; the rest stays as lag for the next run).

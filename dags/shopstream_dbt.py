@@ -9,7 +9,8 @@ incremental with watermarks, and two concurrent runs would race).
 `dbt_build` runs one `dbt build` of silver and gold; each model's task then takes that build's result for its
 model and the tests that gate it, or builds the model alone when the shared build did not pass it, when it is
 retried or when it was cleared (shopstream.dbt.build_once). A failing test fails its model's task and leaves
-everything downstream of it upstream_failed. The GOLD asset is emitted once gold has been built and tested.
+everything downstream of it upstream_failed. The GOLD asset is emitted once gold has been built and tested; its
+extra (and each model task's XCom) holds the rows each model's build affected.
 Configuration lives in plugins/shopstream/dbt/cosmos_config.py; the task graph comes from the committed dbt
 manifest, so parsing this file never runs dbt.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import dag, task
 from shopstream import dag_defaults
 from shopstream.assets import BRONZE_RAW_EVENTS, GOLD, RECONCILED
@@ -43,7 +43,13 @@ DEFAULT_ARGS = {
 )
 def shopstream_dbt():
     dbt_done = build_once_task_groups("shopstream_dbt")
-    publish_gold = EmptyOperator(task_id="publish_gold", outlets=[GOLD])
+
+    @task(task_id="publish_gold", outlets=[GOLD])
+    def publish_gold(**context):
+        """Emits GOLD; its extra and XCom: the rows each model's build affected (shopstream.dbt.dag_tasks)."""
+        from shopstream.dbt.dag_tasks import gold_run_summary
+
+        return gold_run_summary(context)
 
     @task(task_id="reconcile", inlets=[BRONZE_RAW_EVENTS, RECONCILED], outlets=[RECONCILED])
     def reconcile(dag_run=None, inlet_events=None, outlet_events=None):
@@ -52,7 +58,7 @@ def shopstream_dbt():
 
         return run_reconcile_task(dag_run, inlet_events, outlet_events)
 
-    dbt_done >> publish_gold
+    dbt_done >> publish_gold()
     dbt_done >> reconcile()
 
 

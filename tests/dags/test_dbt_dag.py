@@ -100,3 +100,32 @@ def test_gold_asset_is_emitted_last(dag):
     assert not publish.downstream_task_ids
     # the quarantine view is refreshed even when a staging test failed
     assert dag.get_task("silver.quarantine_model_build").trigger_rule == "all_done"
+
+
+def test_publish_gold_reports_rows_per_model_in_its_xcom_and_the_gold_asset_extra(dag):
+    from shopstream.assets import GOLD
+    from shopstream.dbt.build_once import BUILD_TASK_ID, DbtModelBuildOperator
+    from shopstream.dbt.dag_tasks import gold_run_summary
+
+    model_tasks = sorted(t.task_id for t in dag.tasks if isinstance(t, DbtModelBuildOperator))
+    xcoms = {task_id: {"model": "model.shopstream." + task_id.split(".")[1].removesuffix("_model_build"),
+                       "built_by": BUILD_TASK_ID, "status": "success", "rows_affected": 10, "seconds": 0.5}
+             for task_id in model_tasks}
+    alone = "gold.fct_orders_model_build"
+    xcoms[alone] = {**xcoms[alone], "built_by": alone, "rows_affected": 3}
+
+    class TI:
+        def xcom_pull(self, task_ids):
+            return xcoms.get(task_ids)
+
+    class Outlet:
+        extra = None
+
+    outlets = {GOLD: Outlet()}
+    summary = gold_run_summary({"ti": TI(), "dag": dag, "outlet_events": outlets})
+    assert len(summary["models"]) == len(model_tasks)
+    assert summary["models"]["fct_orders"] == {"rows_affected": 3, "seconds": 0.5, "built_by": alone}
+    assert summary["rows_affected"] == 10 * (len(model_tasks) - 1) + 3
+    assert summary["built_alone"] == ["fct_orders"]
+    assert outlets[GOLD].extra["rows_affected"]["fct_orders"] == 3
+    assert outlets[GOLD].extra["built_alone"] == ["fct_orders"]

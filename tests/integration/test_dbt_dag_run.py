@@ -67,6 +67,17 @@ def _gold_asset_events(dag_run) -> int:
             .where(AssetEvent.source_run_id == dag_run.run_id, AssetModel.name == "shopstream.gold"))
 
 
+def _gold_asset_extra(dag_run) -> dict:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalar(
+            select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == dag_run.run_id, AssetModel.name == "shopstream.gold"))
+
+
 def test_failing_silver_test_blocks_gold_until_the_data_is_fixed(airflow_db, fresh_database, tmp_path):
     wh = Warehouse.open(fresh_database, tmp_path / "dbt")
     try:
@@ -115,6 +126,9 @@ def test_failing_silver_test_blocks_gold_until_the_data_is_fixed(airflow_db, fre
         assert states["__run__"] == "success", {k: v for k, v in states.items() if v != "success"}
         assert all(v == "success" for v in states.values()), states
         assert _gold_asset_events(rerun) == 1
+        # run metrics without a log: the rows each model's build affected, in the GOLD event's extra
+        rows = _gold_asset_extra(rerun)["rows_affected"]
+        assert rows["fct_orders"] == 5 + 30 and rows["fct_order_items"] > 30, rows
         assert wh.scalar("select count(*) from gold.fct_orders") == 5 + 30
         assert wh.rows("select sum(orders)::int, sum(revenue) from gold.agg_orders_daily") == wh.rows(
             "select count(*)::int, sum(total_amount) from silver.orders")

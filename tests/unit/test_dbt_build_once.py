@@ -12,6 +12,8 @@ from shopstream.dbt.build_once import (
     first_try_since_clear,
     gating_tests,
     model_outcomes,
+    model_results,
+    read_model_results,
     read_outcomes,
 )
 
@@ -124,3 +126,28 @@ def test_clearing_the_whole_run_reuses_the_new_shared_build():
     # everything cleared: the build ran again in clear 1; the model task is in its first try since that clear
     record = {**RECORD, "clear_number": 1, "try_number": 2}
     assert accepts(record, "model.p.a", clear_number=1, first_try=True)[0]
+
+
+RUN_RESULTS_WITH_ROWS = {"results": [
+    {"unique_id": "model.p.a", "status": "success", "execution_time": 0.51234,
+     "adapter_response": {"_message": "INSERT 0 91", "code": "INSERT", "rows_affected": 91}},
+    {"unique_id": "model.p.v", "status": "success", "execution_time": 0.1,
+     "adapter_response": {"_message": "CREATE VIEW", "code": "CREATE VIEW", "rows_affected": -1}},
+    {"unique_id": "model.p.c", "status": "error", "execution_time": 0.0, "adapter_response": {}},
+    {"unique_id": "test.p.not_null_a_id", "status": "pass", "execution_time": 0.02, "adapter_response": {}},
+]}
+
+
+def test_model_results_are_each_models_rows_and_seconds():
+    assert model_results(RUN_RESULTS_WITH_ROWS) == {
+        "model.p.a": {"status": "success", "rows_affected": 91, "seconds": 0.512},
+        "model.p.v": {"status": "success", "rows_affected": None, "seconds": 0.1},  # a view reports no rows
+        "model.p.c": {"status": "error", "rows_affected": None, "seconds": 0.0},
+    }
+
+
+def test_read_model_results_from_a_target_folder(tmp_path):
+    assert read_model_results(tmp_path) == {}
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "run_results.json").write_text(json.dumps(RUN_RESULTS_WITH_ROWS))
+    assert read_model_results(tmp_path)["model.p.a"]["rows_affected"] == 91

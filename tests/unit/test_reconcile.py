@@ -232,12 +232,15 @@ def test_bronze_event_carries_the_load_totals_and_the_hours_it_loaded():
 
     inlets = FakeInlets({"shopstream.kafka.orders": [ev(1, logical_hour=H, messages=19)]})
     outlets = {BRONZE_RAW_EVENTS: SimpleNamespace(extra=None)}
-    loads = {"totals": {"inserted": 19}, "loads": 3, "topics": {}}
+    orders = {"inserted": 19, "quarantined": 1, "remaining_lag": 0, "quarantined_by_reason": {"invalid_json": 1}}
+    loads = {"totals": {"inserted": 19}, "loads": 3, "topics": {"orders": {**orders, "seconds": 0.4}}}
     extra = windows.record_bronze_event(outlets, loads, inlets, SimpleNamespace(run_after=at(2)))
     assert outlets[BRONZE_RAW_EVENTS].extra == extra == {
-        "totals": {"inserted": 19}, "loads": 3, "extract": {H: {"orders": 19}}, "extract_until": at(2).isoformat()}
-    # without inlet events (a bronze run by hand): the totals only; outside Airflow: no event at all
-    assert windows.record_bronze_event(outlets, loads, None, None) == {"totals": {"inserted": 19}, "loads": 3}
+        "totals": {"inserted": 19}, "loads": 3, "topics": {"orders": orders},
+        "extract": {H: {"orders": 19}}, "extract_until": at(2).isoformat()}
+    # without inlet events (a bronze run by hand): the counts only; outside Airflow: no event at all
+    assert windows.record_bronze_event(outlets, loads, None, None) == {
+        "totals": {"inserted": 19}, "loads": 3, "topics": {"orders": orders}}
     assert windows.record_bronze_event(None, loads, inlets, SimpleNamespace(run_after=at(2))) is None
 
 

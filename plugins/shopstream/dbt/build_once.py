@@ -105,6 +105,27 @@ def read_outcomes(project_dir: str | Path) -> dict[str, str]:
     return model_outcomes(manifest, run_results)
 
 
+def model_results(run_results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per model of a dbt run, its run metrics: dbt's status, the rows its last statement reported (PostgreSQL's
+    count: rows merged or inserted by an incremental model, rows of a rebuilt table; none for a view) and seconds."""
+    out = {}
+    for r in run_results.get("results", []):
+        if r.get("unique_id", "").startswith("model."):
+            rows = (r.get("adapter_response") or {}).get("rows_affected")
+            out[r["unique_id"]] = {"status": r.get("status"),
+                                   "rows_affected": rows if isinstance(rows, int) and rows >= 0 else None,
+                                   "seconds": round(float(r.get("execution_time") or 0.0), 3)}
+    return out
+
+
+def read_model_results(project_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """model_results() from a dbt run's target/ folder (empty when dbt wrote no results)."""
+    try:
+        return model_results(json.loads((Path(project_dir) / "target" / "run_results.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
 def first_try_since_clear(try_number: int, max_tries: int, retries: int) -> bool:
     """Whether this try is the first since the task was created or last cleared (Airflow's own rule: a clear sets
     max_tries to the try number reached plus the task's retries)."""
@@ -135,7 +156,8 @@ def accepts(record: Mapping[str, Any] | None, model_id: str, clear_number: int, 
 
 
 class DbtBuildOnceOperator(DbtBuildLocalOperator):
-    """One `dbt build` for the run; pushes {clear_number, try_number, models: {model_id: outcome}} as its XCom.
+    """One `dbt build` for the run; pushes {clear_number, try_number, models: {model_id: outcome}, model_results:
+    {model_id: {status, rows_affected, seconds}}} as its XCom.
 
     Node failures do not fail this task (each model's own task reports and retries them); a dbt that could not
     run at all (profile, connection, project errors: no results written) does.
@@ -143,7 +165,7 @@ class DbtBuildOnceOperator(DbtBuildLocalOperator):
 
     def execute(self, context: Any, **kwargs: Any) -> dict[str, Any]:
         record: dict[str, Any] = {"clear_number": int(getattr(context["dag_run"], "clear_number", 0) or 0),
-                                  "try_number": int(context["ti"].try_number), "models": {}}
+                                  "try_number": int(context["ti"].try_number), "models": {}, "model_results": {}}
         started = self._model_tasks_started(context)
         if started:
             # Cleared alone, or with only some model tasks (e.g. "with upstream" of one model): a build of
@@ -154,9 +176,11 @@ class DbtBuildOnceOperator(DbtBuildLocalOperator):
             self.log.warning("%s; clear the whole run to rebuild everything", record["skipped"])
             return record
         outcomes: dict[str, str] = {}
+        results: dict[str, dict[str, Any]] = {}
 
         def collect(project_dir: str, **_: Any) -> None:
             outcomes.update(read_outcomes(project_dir))
+            results.update(read_model_results(project_dir))
 
         self.callback = collect
         self.callback_args = {}
@@ -174,6 +198,7 @@ class DbtBuildOnceOperator(DbtBuildLocalOperator):
         else:
             self.log.info("dbt build: all %d models and their tests passed", len(outcomes))
         record["models"] = outcomes
+        record["model_results"] = results
         return record
 
     def _model_tasks_started(self, context: Any) -> list[str]:
@@ -185,7 +210,11 @@ class DbtBuildOnceOperator(DbtBuildLocalOperator):
 
 
 class DbtModelBuildOperator(DbtBuildLocalOperator):
-    """One model (with the tests that gate it): takes the shared build's result, else builds the model itself."""
+    """One model (with the tests that gate it): takes the shared build's result, else builds the model itself.
+
+    Returns (XCom) the model's run metrics - {model, built_by, status, rows_affected, seconds} - from whichever
+    build built it, so the task's XCom tab shows what it did without its log.
+    """
 
     def __init__(self, *args: Any, build_task_id: str = BUILD_TASK_ID, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -201,8 +230,14 @@ class DbtModelBuildOperator(DbtBuildLocalOperator):
         first_try = first_try_since_clear(ti.try_number, ti.max_tries, self.retries)
         ok, why = accepts(record, self.model_unique_id or "", int(getattr(context["dag_run"], "clear_number", 0) or 0),
                           first_try)
+        model_id = self.model_unique_id or ""
         if ok:
-            self.log.info("%s: %s (task %s); nothing to do", self.model_unique_id, why, self.build_task_id)
-            return None
-        self.log.info("%s: building it here (%s)", self.model_unique_id, why)
-        return super().execute(context, **kwargs)
+            self.log.info("%s: %s (task %s); nothing to do", model_id, why, self.build_task_id)
+            return {"model": model_id, "built_by": self.build_task_id,
+                    **((record or {}).get("model_results") or {}).get(model_id, {})}
+        self.log.info("%s: building it here (%s)", model_id, why)
+        results: dict[str, dict[str, Any]] = {}
+        self.callback = lambda project_dir, **_: results.update(read_model_results(project_dir))
+        self.callback_args = {}
+        super().execute(context, **kwargs)
+        return {"model": model_id, "built_by": self.task_id, **results.get(model_id, {})}

@@ -84,3 +84,27 @@ def build_once_task_groups(dag_id: str) -> list[Any]:
                 if parent_id in silver.tasks_map:
                     silver.tasks_map[parent_id] >> gold.tasks_map[model_id]
     return [*gold.leaves, *(t for t in silver.leaves if not t.downstream_task_ids)]
+
+
+def gold_run_summary(context: Any) -> dict[str, Any]:
+    """The body of shopstream_dbt's `publish_gold` task: each model task's run metrics (its XCom: rows affected,
+    seconds, which build built it), returned and put in the GOLD asset event's extra, so the run's rows per model
+    show on the asset's page and in the task's XCom without opening a log."""
+    from shopstream.assets import GOLD
+    from shopstream.dbt.build_once import DbtModelBuildOperator
+
+    ti = context["ti"]
+    models: dict[str, Any] = {}
+    for task in sorted(context["dag"].tasks, key=lambda t: t.task_id):
+        if isinstance(task, DbtModelBuildOperator):
+            result = ti.xcom_pull(task_ids=task.task_id) or {}
+            name = (result.get("model") or task.task_id).rsplit(".", 1)[-1]
+            models[name] = {k: result.get(k) for k in ("rows_affected", "seconds", "built_by")}
+    summary = {"models": models,
+               "rows_affected": sum(m["rows_affected"] or 0 for m in models.values()),
+               "built_alone": sorted(n for n, m in models.items() if m["built_by"] not in (None, BUILD_TASK_ID))}
+    outlet_events = context.get("outlet_events")
+    if outlet_events is not None:
+        outlet_events[GOLD].extra = {"rows_affected": {n: m["rows_affected"] for n, m in models.items()},
+                                     "built_alone": summary["built_alone"]}
+    return summary

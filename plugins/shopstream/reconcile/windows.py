@@ -112,14 +112,18 @@ def bronze_extract_extra(inlet_events: Any, dag_run: Any) -> dict[str, Any]:
 def record_bronze_event(outlet_events: Any, loads: Mapping[str, Any], inlet_events: Any,
                         dag_run: Any) -> dict[str, Any] | None:
     """Write the extra of the bronze DAG's `shopstream.bronze.raw_events` Asset event and return it: the load
-    `totals` and number of `loads` (from the merged load results), and - when the task has inlet events - the
+    `totals`, number of `loads` and per-topic `topics` (inserted, quarantined, quarantined_by_reason,
+    remaining_lag; from the merged load results), and - when the task has inlet events - the
     hours this run loaded (`extract`, `extract_until`) for the dbt DAG's reconciliation. Without
     `outlet_events` (a call outside Airflow) there is no event: nothing is written, None is returned."""
     from shopstream.assets import BRONZE_RAW_EVENTS
 
     if outlet_events is None:
         return None
-    extra = {"totals": loads["totals"], "loads": loads["loads"]}
+    # Per topic too, for the asset's page: what was stored, quarantined (and why) and left as lag.
+    topics = {t: {k: c[k] for k in ("inserted", "quarantined", "remaining_lag", "quarantined_by_reason")}
+              for t, c in loads["topics"].items()}
+    extra = {"totals": loads["totals"], "loads": loads["loads"], "topics": topics}
     if inlet_events is not None:
         extra.update(bronze_extract_extra(inlet_events, dag_run))
     outlet_events[BRONZE_RAW_EVENTS].extra = extra
