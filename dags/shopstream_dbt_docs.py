@@ -3,7 +3,7 @@
 Runs when gold was rebuilt *and* reconciled (`shopstream.gold & shopstream.reconciled`): the reconciled asset is
 emitted by the dbt DAG's last task, so this DAG starts after an hour's pipeline has ended and never competes with
 it. One task, `generate_docs`: Cosmos' `dbt docs generate` (catalog included) into the folder that Cosmos' plugin
-serves under *Browse* -> *dbt Docs (ShopStream)* (`[cosmos] dbt_docs_projects`, set by scripts/airflow.sh and
+serves under *Browse* -> *dbt Docs* (`[cosmos] dbt_docs_projects`, set by scripts/common.sh and
 docker-compose.yaml). When the docs already describe the current dbt project, the task returns at once
 (shopstream.dbt.docs); the `force` param regenerates them anyway.
 """

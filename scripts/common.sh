@@ -137,12 +137,12 @@ export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
-# The dbt docs in the UI (Browse -> dbt Docs (ShopStream), served at /cosmos/shopstream/ by Cosmos' plugin behind
+# The dbt docs in the UI (Browse -> dbt Docs, served at /cosmos/shopstream/ by Cosmos' plugin behind
 # the Airflow login, plugins/shopstream_ui.py): the DAG shopstream_dbt_docs (and `make demo`) write them into this
 # folder, read from the same setting. Empty = $AIRFLOW_HOME/dbt_docs/shopstream, so every AIRFLOW_HOME has its own.
 if [ -z "${AIRFLOW__COSMOS__DBT_DOCS_PROJECTS:-}" ]; then
-  AIRFLOW__COSMOS__DBT_DOCS_PROJECTS="$(printf '{"shopstream": {"dir": "%s", "name": "dbt Docs (ShopStream)"}}' \
-    "$AIRFLOW_HOME/dbt_docs/shopstream")"
+  AIRFLOW__COSMOS__DBT_DOCS_PROJECTS="$(printf '{"shopstream": {"dir": "%s", "name": "%s"}}' \
+    "$AIRFLOW_HOME/dbt_docs/shopstream" "dbt Docs (ShopStream), new tab")"
 fi
 export AIRFLOW__COSMOS__DBT_DOCS_PROJECTS
 export DBT_SEND_ANONYMOUS_USAGE_STATS=False

@@ -45,7 +45,7 @@ run_dag shopstream_dbt --conf "{\"reconcile_hours\": [\"$HOUR\"]}"
 echo "demo finished in $(( $(date +%s) - started )) s (hour $HOUR). Explore: make psql, make airflow"
 
 # After the summary, so the hour above never waits for them: the dbt docs (lineage graph, models, columns) that the
-# Airflow UI shows under Browse -> dbt Docs (ShopStream). A failure here is reported, not fatal: the hour is done.
+# Airflow UI shows under Browse -> dbt Docs. A failure here is reported, not fatal: the hour is done.
 docs_t0=$(date +%s)
 if "$VENV/bin/python" -m shopstream.dbt.docs; then
   info "dbt docs done in $(( $(date +%s) - docs_t0 )) s"
@@ -55,4 +55,4 @@ fi
 web="http://localhost:${AIRFLOW_WEB_PORT:-8080}"
 if "$ROOT/scripts/airflow.sh" status >/dev/null 2>&1; then state="running"; else state="not running: make airflow"; fi
 echo "Airflow UI: $web ($state)"
-echo "dbt docs and lineage: $web/cosmos/shopstream/dbt_docs_index.html (Airflow login; Browse -> dbt Docs (ShopStream))"
+echo "dbt docs and lineage: $web/cosmos/shopstream/dbt_docs_index.html (Airflow login; in the UI: Browse -> dbt Docs, $web/plugin/dbt-docs)"

@@ -91,3 +91,32 @@ class RequireLoginMiddleware:
                                     status_code=303)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers={"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None)
+
+
+DOCS_URL_ROUTE = "dbt-docs"
+
+
+def embedded_docs_views(raw_projects: str | None = None, base_url: str | None = None) -> list[dict[str, Any]]:
+    """An external view per `[cosmos] dbt_docs_projects` project, shown inside the Airflow UI (Cosmos' own entries,
+    named by the setting's "name", open a new tab): *dbt Docs* at `/plugin/dbt-docs` for the first project,
+    *dbt Docs (<slug>)* at `/plugin/dbt-docs-<slug>` for any other. Empty when no project is configured (or the
+    setting is not JSON: Cosmos' plugin reports that itself)."""
+    import json
+    from urllib.parse import urlsplit
+
+    if raw_projects is None or base_url is None:
+        from airflow.configuration import conf
+
+        raw_projects = conf.get("cosmos", "dbt_docs_projects", fallback=None) if raw_projects is None else raw_projects
+        base_url = conf.get("api", "base_url", fallback="") if base_url is None else base_url
+    try:
+        projects = json.loads(raw_projects or "{}")
+    except ValueError:
+        return []
+    base_path = urlsplit(base_url).path.rstrip("/")
+    views = []
+    for i, slug in enumerate(projects if isinstance(projects, dict) else []):
+        views.append({"name": "dbt Docs" if i == 0 else f"dbt Docs ({slug})", "category": "Browse", "destination": "nav",
+                      "url_route": DOCS_URL_ROUTE if i == 0 else f"{DOCS_URL_ROUTE}-{slug}",
+                      "href": f"{base_path}/cosmos/{slug}/dbt_docs_index.html"})
+    return views

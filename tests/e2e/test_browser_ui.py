@@ -1,6 +1,8 @@
 """The Airflow UI in a real browser: headless Debian Chromium driven by Playwright logs in, sees the
 project's DAGs, triggers the extract DAG, waits until the whole chain (extract -> bronze -> dbt, chained by
-Assets under a real scheduler) succeeded, and saves a screenshot of the grid view under artifacts/.
+Assets under a real scheduler) succeeded, and saves a screenshot of the grid view under artifacts/. Then the dbt
+docs that the chain's end triggered (shopstream_dbt_docs): refused without a login, opened from the UI's Browse
+menu inside the UI, and the lineage graph (bronze source -> staging -> silver -> gold) screenshot under artifacts/.
 
 The Airflow is the one `make airflow` starts (scripts/airflow.sh: api-server, scheduler with the LocalExecutor,
 dag-processor, triggerer; PostgreSQL metadata database), with its own AIRFLOW_HOME, port, metadata database,
@@ -73,6 +75,25 @@ def live_ui(postgres_service, kafka_bootstrap, dummyjson_api):
         drop_warehouse_and_topics(admin_dsn(), db, admin, topics)
 
 
+def _logged_in_page(p, chromium, airflow):
+    """A Chromium page logged in to the Airflow UI with the UI login from .env."""
+    from playwright.sync_api import expect
+
+    browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(60_000)
+    # `expect` has its own timeout (5 s by default): on a loaded 2-core machine the UI's first render (its
+    # translations, then the DAG list from the API) can take longer.
+    expect.set_options(timeout=60_000)
+
+    page.goto(f"{airflow.base}/")
+    page.fill("input[name=username]", airflow.env["AIRFLOW_ADMIN_USER"])
+    page.fill("input[name=password]", airflow.env["AIRFLOW_ADMIN_PASSWORD"])
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+    return browser, page
+
+
 def test_login_see_dags_trigger_and_screenshot_a_green_grid(live_ui, postgres_service):
     from playwright.sync_api import expect, sync_playwright
 
@@ -80,19 +101,7 @@ def test_login_see_dags_trigger_and_screenshot_a_green_grid(live_ui, postgres_se
     ARTIFACTS.mkdir(exist_ok=True)
     before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in DAG_IDS}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.set_default_timeout(60_000)
-        # `expect` has its own timeout (5 s by default): on a loaded 2-core machine the UI's first render (its
-        # translations, then the DAG list from the API) can take longer.
-        expect.set_options(timeout=60_000)
-
-        # Log in with the UI login from .env.
-        page.goto(f"{airflow.base}/")
-        page.fill("input[name=username]", airflow.env["AIRFLOW_ADMIN_USER"])
-        page.fill("input[name=password]", airflow.env["AIRFLOW_ADMIN_PASSWORD"])
-        page.locator("button[type=submit]").click()
-        page.wait_for_url(lambda url: "/auth/login" not in url)
+        browser, page = _logged_in_page(p, chromium, airflow)
 
         # The project's DAGs are listed.
         page.goto(f"{airflow.base}/dags")
@@ -139,3 +148,58 @@ def test_login_see_dags_trigger_and_screenshot_a_green_grid(live_ui, postgres_se
         orders = conn.execute("select count(*) from gold.fct_orders").fetchone()[0]
         customers = conn.execute("select count(*) from gold.dim_customers").fetchone()[0]
     assert customers > 0 and orders > 0
+
+
+DOCS_DAG = "shopstream_dbt_docs"
+DOCS = "/cosmos/shopstream"
+
+
+def test_dbt_docs_behind_the_login_and_their_lineage_graph_in_the_ui(live_ui):
+    """Runs after the test above: its pipeline run ended with gold built and reconciled, which triggers DOCS_DAG."""
+    import requests
+    from playwright.sync_api import expect, sync_playwright
+
+    airflow, chromium, _ = live_ui
+    ARTIFACTS.mkdir(exist_ok=True)
+    docs_run = airflow.wait(lambda: [r for r in airflow.runs(DOCS_DAG) if r["state"] in ("success", "failed")],
+                            timeout=900, what=f"a finished {DOCS_DAG} run (after gold and reconcile)")[-1]
+    assert docs_run["state"] == "success", docs_run
+    assert docs_run["run_type"] == "asset_triggered", docs_run
+
+    # Cosmos' endpoints answer only a logged-in user, like /api/v2 (shopstream.web_auth).
+    for path in ("manifest.json", "catalog.json", "dbt_docs_index.html", "dbt_docs"):
+        anonymous = requests.get(f"{airflow.base}{DOCS}/{path}", timeout=60, allow_redirects=False)
+        assert anonymous.status_code == 401, (path, anonymous.status_code, anonymous.text[:200])
+    browser_visit = requests.get(f"{airflow.base}{DOCS}/dbt_docs_index.html", timeout=60, allow_redirects=False,
+                                 headers={"Accept": "text/html"})
+    assert browser_visit.status_code == 303 and "/auth/login" in browser_visit.headers["location"]
+    assert requests.get(f"{airflow.base}/api/v2/dags", timeout=60).status_code == 401
+    auth = {"Authorization": f"Bearer {airflow.token()}"}
+    manifest = requests.get(f"{airflow.base}{DOCS}/manifest.json", headers=auth, timeout=60)
+    catalog = requests.get(f"{airflow.base}{DOCS}/catalog.json", headers=auth, timeout=60)
+    assert manifest.status_code == 200 and catalog.status_code == 200
+
+    # The lineage the graph draws: bronze source -> staging -> silver -> gold.
+    parents = manifest.json()["parent_map"]
+    assert "source.shopstream.bronze.raw_events" in parents["model.shopstream.stg_orders"]
+    assert "model.shopstream.stg_orders" in parents["model.shopstream.orders"]
+    assert "model.shopstream.orders" in parents["model.shopstream.fct_orders"]
+    assert "model.shopstream.fct_orders" in parents["model.shopstream.agg_orders_daily"]
+    assert "model.shopstream.fct_orders" in catalog.json()["nodes"]  # the catalog has gold's columns
+
+    with sync_playwright() as p:
+        browser, page = _logged_in_page(p, chromium, airflow)
+        # Browse -> dbt Docs: the docs inside the UI's own page (shopstream_ui's external view, /plugin/dbt-docs).
+        page.get_by_role("button", name="Browse").click()
+        page.get_by_role("menuitem", name="dbt Docs", exact=True).click()
+        page.wait_for_url(lambda url: "/plugin/dbt-docs" in url)
+        expect(page.locator(f'iframe[src="{DOCS}/dbt_docs_index.html"]')).to_be_visible()
+        docs = page.frame_locator("iframe").first
+        expect(docs.get_by_text("Welcome!", exact=True)).to_be_visible(timeout=180_000)  # loads manifest+catalog
+        docs.locator('[title="View Lineage Graph"]').click()
+        expect(docs.get_by_text("Lineage Graph", exact=True)).to_be_visible()
+        time.sleep(5)  # the graph lays itself out after it appears
+        shot = ARTIFACTS / "airflow-dbt-docs-lineage.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 50_000, f"{shot} looks empty"
+        browser.close()
