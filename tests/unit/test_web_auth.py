@@ -55,7 +55,7 @@ def client(tmp_path, monkeypatch):
         yield c
 
 
-def _token(client, username="admin", role="admin"):
+def _signed_jwt(client, username="admin", role="admin"):
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     return client.manager.generate_jwt(SimpleAuthManagerUser(username=username, role=role))
@@ -83,18 +83,18 @@ def test_an_invalid_token_is_refused(client):
 
 
 def test_the_ui_cookie_or_a_bearer_token_gets_the_docs(client):
-    token = _token(client)
-    r = client.get(f"/cosmos/{SLUG}/manifest.json", headers={"Authorization": f"Bearer {token}"})
+    signed = _signed_jwt(client)
+    r = client.get(f"/cosmos/{SLUG}/manifest.json", headers={"Authorization": f"Bearer {signed}"})
     assert r.status_code == 200 and "model.shopstream.x" in r.json()["nodes"]
-    client.cookies.set("_token", token)  # what the UI's login sets; the browser sends it to the docs iframe
+    client.cookies.set("_token", signed)  # what the UI's login sets; the browser sends it to the docs iframe
     assert client.get(f"/cosmos/{SLUG}/catalog.json").status_code == 200
     index = client.get(f"/cosmos/{SLUG}/dbt_docs_index.html")
     assert index.status_code == 200 and "dbt docs" in index.text
 
 
 def test_a_viewer_may_read_the_docs(client):
-    token = _token(client, "nobody", "viewer")
-    assert client.get(f"/cosmos/{SLUG}/manifest.json", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    signed = _signed_jwt(client, "nobody", "viewer")
+    assert client.get(f"/cosmos/{SLUG}/manifest.json", headers={"Authorization": f"Bearer {signed}"}).status_code == 200
 
 
 def test_routes_outside_cosmos_are_untouched(client):
@@ -116,3 +116,15 @@ def test_the_plugin_installs_the_middleware_for_cosmos():
     prefixes = entry["kwargs"]["prefixes"]
     assert is_protected("/cosmos/shopstream/manifest.json", prefixes) and is_protected("/cosmos", prefixes)
     assert not is_protected("/cosmosx", prefixes) and not is_protected("/api/v2/dags", prefixes)
+
+
+def test_the_docs_view_is_rendered_inside_the_ui_for_each_configured_project():
+    from shopstream.web_auth import embedded_docs_views
+
+    setting = json.dumps({"shopstream": {"dir": "/d", "name": "dbt Docs (ShopStream), new tab"}, "other": {"dir": "/o"}})
+    first, second = embedded_docs_views(setting, "http://localhost:8080/airflow/")
+    assert first == {"name": "dbt Docs", "category": "Browse", "destination": "nav", "url_route": "dbt-docs",
+                     "href": "/airflow/cosmos/shopstream/dbt_docs_index.html"}
+    assert second["url_route"] == "dbt-docs-other" and second["name"] == "dbt Docs (other)"
+    assert embedded_docs_views("", "http://localhost:8080") == []
+    assert embedded_docs_views("{not json", "http://localhost:8080") == []
