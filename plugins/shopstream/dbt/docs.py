@@ -180,10 +180,11 @@ class DbtDocsToFolderOperator(DbtDocsLocalOperator):
         return {"generated": True, "why": why, **stamp}
 
 
-def generate_here(docs_dir: Path, force: bool = False) -> dict[str, Any]:
+def generate_here(docs_dir: Path, force: bool = False, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`make demo`'s way to the same docs without an Airflow task (`airflow dags test` costs ~35 s of start-up on a
     loaded 2-core machine, the dbt work ~15 s): dbt in-process through shopstream.dbt.runner (profiles.yml reads
-    the warehouse from PG*, which scripts/common.sh derives from AIRFLOW_CONN_WAREHOUSE_DB), the same `publish`."""
+    the warehouse from PG*, which scripts/common.sh derives from AIRFLOW_CONN_WAREHOUSE_DB, or from `params`), the
+    same `publish`."""
     import tempfile
 
     from shopstream.dbt.runner import run_dbt
@@ -192,7 +193,7 @@ def generate_here(docs_dir: Path, force: bool = False) -> dict[str, Any]:
     if not needed:
         return {"generated": False, "why": why, **(read_stamp(docs_dir) or {})}
     with tempfile.TemporaryDirectory(prefix="shopstream-dbt-docs-") as target:
-        run_dbt(["docs", "generate"], target_path=target)
+        run_dbt(["--quiet", "docs", "generate"], params, target_path=target)  # the demo prints its own line
         return {"generated": True, "why": why, **publish(Path(target), docs_dir, fingerprint)}
 
 
