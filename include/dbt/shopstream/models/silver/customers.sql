@@ -10,52 +10,8 @@
   )
 }}
 
-with candidates as (
-    select *
-    from {{ ref('stg_customers') }}
-    where _status = 'admitted'
-    {%- if is_incremental() %}
-      and _decided_at > {{ ts_watermark(this, '_decided_at') }}
-    {%- endif %}
-),
-
-keys as (
-    select customer_id, min(_first_seen_ts) as first_seen_ts, max(_decided_at) as decided_at
-    from candidates
-    group by customer_id
-),
-
-existing as (
-    {%- if is_incremental() %}
-    select t.*
-    from keys as k
-    cross join lateral (  -- one primary-key probe per key, whatever the size of the table
-        select * from {{ this }} as e where e.customer_id = k.customer_id limit 1
-    ) as t
-    {%- else %}
-    select null::varchar as customer_id, null::varchar as first_name, null::varchar as last_name,
-           null::varchar as email, null::timestamp as created_at, null::bigint as _bronze_id,
-           null::timestamp as _event_ts, null::integer as _kafka_partition, null::bigint as _kafka_offset,
-           null::timestamp as _email_changed_at, null::timestamp as _loaded_at
-    where false
-    {%- endif %}
-),
-
-versions as (
-    select customer_id, first_name, last_name, email, _bronze_id, _event_ts,
-           _partition as _kafka_partition, _offset as _kafka_offset, 1 as _source_rank
-    from candidates
-    union all
-    select customer_id, first_name, last_name, email, _bronze_id, _event_ts,
-           _kafka_partition, _kafka_offset, 0 as _source_rank
-    from existing
-),
-
-winner as (
-    select distinct on (customer_id) *
-    from versions
-    order by customer_id, _event_ts desc, _kafka_partition desc, _kafka_offset desc, _source_rank asc
-)
+with {{ latest_version_merge('stg_customers', 'customer_id', entity='customers', first_seen=true,
+                              columns=['customer_id', 'first_name', 'last_name', 'email']) }}
 
 select
     w.customer_id::varchar as customer_id,

@@ -12,52 +12,8 @@
   )
 }}
 
-with candidates as (
-    select *
-    from {{ ref('stg_events') }}
-    where _status = 'admitted'
-    {%- if is_incremental() %}
-      and _decided_at > {{ ts_watermark(this, '_decided_at') }}
-    {%- endif %}
-),
-
-keys as (
-    select event_id, max(_decided_at) as decided_at
-    from candidates
-    group by event_id
-),
-
-existing as (
-    {%- if is_incremental() %}
-    select t.*
-    from keys as k
-    cross join lateral (  -- one primary-key probe per key, whatever the size of the table
-        select * from {{ this }} as e where e.event_id = k.event_id limit 1
-    ) as t
-    {%- else %}
-    select null::varchar as event_id, null::varchar as customer_id, null::varchar as event_type,
-           null::jsonb as event_data, null::timestamp as created_at, null::bigint as _bronze_id,
-           null::timestamp as _event_ts, null::integer as _kafka_partition, null::bigint as _kafka_offset,
-           null::timestamp as _loaded_at, null::date[] as _event_dates
-    where false
-    {%- endif %}
-),
-
-versions as (
-    select event_id, customer_id, event_type, event_data, created_at, _bronze_id, _event_ts,
-           _partition as _kafka_partition, _offset as _kafka_offset, 1 as _source_rank
-    from candidates
-    union all
-    select event_id, customer_id, event_type, event_data, created_at, _bronze_id, _event_ts,
-           _kafka_partition, _kafka_offset, 0 as _source_rank
-    from existing
-),
-
-winner as (
-    select distinct on (event_id) *
-    from versions
-    order by event_id, _event_ts desc, _kafka_partition desc, _kafka_offset desc, _source_rank asc
-)
+with {{ latest_version_merge('stg_events', 'event_id', entity='events',
+                              columns=['event_id', 'customer_id', 'event_type', 'event_data', 'created_at']) }}
 
 select
     w.event_id::varchar as event_id,

@@ -10,52 +10,8 @@
   )
 }}
 
-with candidates as (
-    select *
-    from {{ ref('stg_orders') }}
-    where _status = 'admitted'
-    {%- if is_incremental() %}
-      and _decided_at > {{ ts_watermark(this, '_decided_at') }}
-    {%- endif %}
-),
-
-keys as (
-    select order_id, min(_first_seen_ts) as first_seen_ts, max(_decided_at) as decided_at
-    from candidates
-    group by order_id
-),
-
-existing as (
-    {%- if is_incremental() %}
-    select t.*
-    from keys as k
-    cross join lateral (  -- one primary-key probe per key, whatever the size of the table
-        select * from {{ this }} as e where e.order_id = k.order_id limit 1
-    ) as t
-    {%- else %}
-    select null::varchar as order_id, null::varchar as customer_id, null::timestamp as order_date,
-           null::numeric as total_amount, null::varchar as status, null::timestamp as created_at,
-           null::bigint as _bronze_id, null::timestamp as _event_ts, null::integer as _kafka_partition,
-           null::bigint as _kafka_offset, null::timestamp as _loaded_at
-    where false
-    {%- endif %}
-),
-
-versions as (
-    select order_id, customer_id, order_date, total_amount, status, _bronze_id, _event_ts,
-           _partition as _kafka_partition, _offset as _kafka_offset, 1 as _source_rank
-    from candidates
-    union all
-    select order_id, customer_id, order_date, total_amount, status, _bronze_id, _event_ts,
-           _kafka_partition, _kafka_offset, 0 as _source_rank
-    from existing
-),
-
-winner as (
-    select distinct on (order_id) *
-    from versions
-    order by order_id, _event_ts desc, _kafka_partition desc, _kafka_offset desc, _source_rank asc
-)
+with {{ latest_version_merge('stg_orders', 'order_id', entity='orders', first_seen=true,
+                              columns=['order_id', 'customer_id', 'order_date', 'total_amount', 'status']) }}
 
 select
     w.order_id::varchar as order_id,

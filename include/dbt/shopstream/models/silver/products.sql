@@ -9,52 +9,8 @@
   )
 }}
 
-with candidates as (
-    select *
-    from {{ ref('stg_products') }}
-    where _status = 'admitted'
-    {%- if is_incremental() %}
-      and _decided_at > {{ ts_watermark(this, '_decided_at') }}
-    {%- endif %}
-),
-
-keys as (
-    select product_id, max(_decided_at) as decided_at
-    from candidates
-    group by product_id
-),
-
-existing as (
-    {%- if is_incremental() %}
-    select t.*
-    from keys as k
-    cross join lateral (  -- one primary-key probe per key, whatever the size of the table
-        select * from {{ this }} as e where e.product_id = k.product_id limit 1
-    ) as t
-    {%- else %}
-    select null::varchar as product_id, null::varchar as name, null::text as description,
-           null::numeric as price, null::varchar as category, null::timestamp as created_at,
-           null::timestamp as updated_at, null::bigint as _bronze_id, null::timestamp as _event_ts,
-           null::integer as _kafka_partition, null::bigint as _kafka_offset, null::timestamp as _loaded_at
-    where false
-    {%- endif %}
-),
-
-versions as (
-    select product_id, name, description, price, category, created_at, updated_at, _bronze_id, _event_ts,
-           _partition as _kafka_partition, _offset as _kafka_offset, 1 as _source_rank
-    from candidates
-    union all
-    select product_id, name, description, price, category, created_at, updated_at, _bronze_id, _event_ts,
-           _kafka_partition, _kafka_offset, 0 as _source_rank
-    from existing
-),
-
-winner as (
-    select distinct on (product_id) *
-    from versions
-    order by product_id, _event_ts desc, _kafka_partition desc, _kafka_offset desc, _source_rank asc
-)
+with {{ latest_version_merge('stg_products', 'product_id', entity='products',
+                              columns=['product_id', 'name', 'description', 'price', 'category', 'created_at', 'updated_at']) }}
 
 select
     w.product_id::varchar as product_id,
