@@ -11,7 +11,12 @@
         nullif(concat_ws(';',
             case when jsonb_typeof(_item) <> 'object' then 'invalid_item' end,
             case when order_item_id is null then {{ absent_reason('_item', 'order_item_id') }}
+                 {#- "<order_id>-<suffix>" with no "-" in the suffix: the order id is then everything before
+                     the last "-", so two orders can never claim the same item id (o-1 + "00-01" and
+                     o-1-00 + "01" would both give o-1-00-01 and block silver's primary key). #}
                  when left(order_item_id, length({{ order_id_expr }}) + 1) <> {{ order_id_expr }} || '-'
+                      or length(order_item_id) = length({{ order_id_expr }}) + 1
+                      or strpos(substr(order_item_id, length({{ order_id_expr }}) + 2), '-') > 0
                      then 'item_id_mismatch'
                  when count(*) over (partition by order_item_id) > 1 then 'duplicate_item_id' end,
             case when product_id is null then {{ absent_reason('_item', 'product_id') }} end,
