@@ -15,6 +15,7 @@ from shopstream.dbt.warehouse import SPEC_COLUMNS, table_checksums
 from tests.fixtures.bronze_fixtures import (
     Warehouse,
     base_hour,
+    customer_value,
     hour_messages,
     item,
     message,
@@ -102,3 +103,48 @@ def test_foreign_keys_dropped_by_a_partial_full_refresh_are_restored_by_the_next
     wh.conn.commit()
     assert_success(wh.build())
     assert foreign_key_count(wh) == FOREIGN_KEY_COUNT
+
+
+# --- #13.1: email uniqueness is decided on the state after the batch ---------------------------------------
+
+def test_an_email_swap_and_a_chain_in_one_batch_apply(wh):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    email = {cid: customer_value(cid)["email"] for cid in range(1, 7)}
+    h2 = h1 + timedelta(hours=1)
+    msgs = hour_messages(h2)
+    new_email = {1: email[2], 2: email[1],  # a swap
+                 3: email[4], 4: "fresh.four@x.dummyjson.com",  # a chain: 3 takes 4's old email
+                 5: email[6].upper(), 6: email[5]}  # a swap in another case
+    for m in msgs:
+        if m.topic == "customers" and m.value["id"] in new_email:
+            m.value["email"] = new_email[m.value["id"]]
+    wh.insert(msgs)
+    assert_success(wh.build())
+    assert wh.scalar("select count(*) from silver.quarantine where source_table = 'customers'") == 0
+    for table in ("silver.customers", "gold.dim_customers"):
+        assert dict(wh.rows(f"select customer_id::int, email from {table}")) == {
+            cid: e.lower() for cid, e in new_email.items()}, table
+    assert wh.rows("select count(*) from gold.fct_orders o join gold.dim_customers c using (customer_id)"
+                   " where o.customer_email <> c.email") == [(0,)]
+    assert_full_refresh_agrees(wh)
+
+
+def test_an_email_claimed_twice_in_one_batch_keeps_the_first_claimer_and_the_holder(wh):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    email = {cid: customer_value(cid)["email"] for cid in range(1, 7)}
+    h2 = h1 + timedelta(hours=1)
+    msgs = hour_messages(h2)
+    for m in msgs:
+        if m.topic == "customers" and m.value["id"] in (2, 3):
+            m.value["email"] = email[1]  # customer 1 keeps its email: both claims are rejected
+        if m.topic == "customers" and m.value["id"] == 4:
+            m.value["email"] = email[3]  # 3's email is not freed (3's change is rejected): rejected too
+    wh.insert(msgs)
+    assert_success(wh.build())
+    assert dict(wh.rows("select record_key, reason from silver.quarantine where source_table = 'customers'")) == {
+        "2": "duplicate_email", "3": "duplicate_email", "4": "duplicate_email"}
+    assert dict(wh.rows("select customer_id::int, email from silver.customers")) == email

@@ -4,9 +4,9 @@
     superseded - valid, but an older version of a customer that has a newer version in the same batch
     admitted   - the batch's latest valid version of the customer; silver.customers takes it if it is
                  newer than what silver holds (otherwise it only lowers created_at = first time seen)
-  Email uniqueness (silver.customers.email is UNIQUE) is decided here, conservatively: a version whose
-  email is held by another customer in silver (or by another customer's admitted, not yet consumed
-  version, or by an earlier-claiming customer in this batch) is rejected as duplicate_email.
+  Email uniqueness (silver.customers.email is UNIQUE) is decided here, on the state after the batch (see
+  `claims` below): swaps and chains within a batch apply; a version whose email another customer keeps
+  (or claims first) is rejected as duplicate_email.
 -#}
 {{
   config(
@@ -104,19 +104,44 @@ latest as (
     where r._version_rank = 1
 ),
 
-email_conflicts as (
-    select l._bronze_id
+{#- Email uniqueness is decided on the state AFTER the batch: a customer's email after the batch is the one
+    of its new (current) version if that version is admitted, else the one it holds. So a swap (A a->b,
+    B b->a) or a chain (B b->c, A a->b) in one batch applies, as it does in a full refresh. A new version is
+    rejected as duplicate_email when its email
+      - stays with a customer that has no new version in the batch (held in silver or not yet consumed),
+      - is claimed by another new version that comes first: the customer already holding it, then the
+        earliest event_ts, then the lowest customer_id (independent of partitions and offsets),
+      - or is the old email of a customer whose own new version is rejected (it keeps that email): this
+        last rule is applied until nothing changes (recursive), so the admitted emails are always unique. #}
+claims as (
+    select
+        l._bronze_id, l.customer_id, l.email, l._event_ts,
+        exists (select 1 from state as s where s.customer_id = l.customer_id and s.email = l.email) as _holds
     from latest as l
     where l._is_current
-      and (
-        exists (select 1 from state as s where s.email = l.email and s.customer_id <> l.customer_id)
-        or exists (
-            select 1 from latest as o
-            where o._is_current and o.email = l.email and o.customer_id <> l.customer_id
-              and (o._event_ts, o._partition, o._offset, o.customer_id)
-                < (l._event_ts, l._partition, l._offset, l.customer_id)
-        )
-      )
+),
+
+email_conflicts as (
+    with recursive rejected (customer_id) as (
+        select c.customer_id
+        from claims as c
+        where exists (
+                select 1 from state as s
+                where s.email = c.email and s.customer_id <> c.customer_id
+                  and not exists (select 1 from claims as o where o.customer_id = s.customer_id))
+           or exists (
+                select 1 from claims as o
+                where o.email = c.email and o.customer_id <> c.customer_id
+                  and (not o._holds, o._event_ts, o.customer_id) < (not c._holds, c._event_ts, c.customer_id))
+        union
+        select c.customer_id
+        from rejected as r
+        join state as s on s.customer_id = r.customer_id
+        join claims as c on c.email = s.email and c.customer_id <> r.customer_id
+    )
+    select c._bronze_id
+    from claims as c
+    join rejected as r on r.customer_id = c.customer_id
 )
 
 select
