@@ -7,7 +7,7 @@ checks that a `dbt build --full-refresh` of the same bronze ends in the same sil
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from shopstream.dbt.warehouse import SPEC_COLUMNS, table_checksums
@@ -16,6 +16,7 @@ from tests.fixtures.bronze_fixtures import (
     Warehouse,
     base_hour,
     customer_value,
+    event,
     hour_messages,
     item,
     message,
@@ -148,3 +149,51 @@ def test_an_email_claimed_twice_in_one_batch_keeps_the_first_claimer_and_the_hol
     assert dict(wh.rows("select record_key, reason from silver.quarantine where source_table = 'customers'")) == {
         "2": "duplicate_email", "3": "duplicate_email", "4": "duplicate_email"}
     assert dict(wh.rows("select customer_id::int, email from silver.customers")) == email
+
+
+# --- #13.2: a valid window for timestamps --------------------------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_timestamps_before_the_valid_window_are_quarantined(wh):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    created = wh.scalar("select created_at from silver.customers where customer_id = '1'")
+    h2 = h1 + timedelta(hours=1)
+    price = product_value(1)["price"]
+    wh.insert([
+        message("customers", customer_value(1), EPOCH),  # an existing customer re-sent with a 1970 timestamp
+        message("orders", order("o-1970-0001", "1", EPOCH, [item("o-1970-0001", 0, "1", 1, price)]), EPOCH),
+        message("orders", {**order("o-1970-0002", "1", h2, [item("o-1970-0002", 0, "1", 1, price)]),
+                           "order_ts": "1999-12-31T23:59:59Z"}, h2),
+        message("events", {**event("e-1970-00001", "page_view", "1", h2), "event_ts": "1970-01-01T00:00:00Z"}, h2),
+        message("products", {**product_value(1), "meta": {"createdAt": "1970-01-01T00:00:00Z"}}, h2),
+    ])
+    assert_success(wh.build())
+    assert quarantine(wh, "1") == [("customers", "past_timestamp:event_ts", "rejected"),
+                                   ("products", "past_timestamp:meta.createdAt", "rejected")]
+    assert quarantine(wh, "o-1970-0001") == [("orders", "past_timestamp:order_ts;past_timestamp:event_ts",
+                                              "rejected")]
+    assert quarantine(wh, "o-1970-0002") == [("orders", "past_timestamp:order_ts", "rejected")]
+    assert quarantine(wh, "e-1970-00001") == [("events", "past_timestamp:event_ts", "rejected")]
+    for table in ("silver.customers", "gold.dim_customers"):
+        assert wh.scalar(f"select created_at from {table} where customer_id = '1'") == created
+    assert wh.scalar("select min(order_date) from gold.agg_orders_daily") == h1.date()
+    assert_full_refresh_agrees(wh)
+
+
+def test_a_kafka_timestamp_outside_the_logical_hour_is_flagged(wh):
+    h1 = base_hour()
+    msgs = hour_messages(h1)
+    late = next(m for m in msgs if m.topic == "events")
+    late.event_ts = h1 + timedelta(hours=5)  # the value still says logical_hour = h1
+    wh.insert(msgs)
+    run = wh.build()
+    assert_success(run)
+    flagged = {uid: r for uid, r in ((r["unique_id"], r) for r in run.results)
+               if uid.startswith("test.shopstream.kafka_ts_within_logical_hour")}
+    assert sorted(r["status"] for r in flagged.values()) == ["pass", "warn"], flagged
+    # flagged, not rejected: the event is in silver
+    assert wh.scalar("select count(*) from silver.events where event_id = %s", late.value["event_id"]) == 1

@@ -57,6 +57,11 @@
     ({{ ts_expr }} > {{ ingested_at_expr }} + interval '{{ var("max_future_hours") | int }} hours')
 {%- endmacro %}
 
+{# A timestamp before the valid window: earlier than var('min_valid_timestamp') (dbt_project.yml). #}
+{% macro is_far_past(ts_expr) -%}
+    ({{ ts_expr }} < '{{ var("min_valid_timestamp") }}'::timestamp)
+{%- endmacro %}
+
 {# The clock every audit column uses: the transaction start time, in UTC, without time zone. #}
 {% macro run_ts() -%}
     ((now() at time zone 'UTC')::timestamp)

@@ -48,7 +48,8 @@ checked as (
             case when coalesce(email, '') = '' then {{ absent_reason('_value', 'email') }}
                  when not {{ is_valid_email('email') }} then 'invalid_email' end,
             case when _record_key <> customer_id then 'key_mismatch' end,
-            case when {{ is_far_future('_event_ts') }} then 'future_timestamp:event_ts' end
+            case when {{ is_far_future('_event_ts') }} then 'future_timestamp:event_ts'
+                 when {{ is_far_past('_event_ts') }} then 'past_timestamp:event_ts' end
         ), '') as _intrinsic_reason,
         md5(row(first_name, last_name, email)::text) as _content_hash
     from parsed

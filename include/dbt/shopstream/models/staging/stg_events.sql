@@ -53,10 +53,13 @@ checked as (
                  when event_type not in ('{{ var("event_types") | join("', '") }}') then 'unknown_event_type' end,
             case when _created_raw is null then {{ absent_reason('_value', 'event_ts') }}
                  when created_at is null then 'invalid_timestamp:event_ts'
-                 when {{ is_far_future('created_at') }} then 'future_timestamp:event_ts' end,
+                 when {{ is_far_future('created_at') }} then 'future_timestamp:event_ts'
+                 when {{ is_far_past('created_at') }} then 'past_timestamp:event_ts' end,
             case when _record_key <> event_id then 'key_mismatch' end,
             case when {{ is_far_future('_event_ts') }} and not coalesce({{ is_far_future('created_at') }}, false)
-                 then 'future_timestamp:kafka_ts' end
+                 then 'future_timestamp:kafka_ts'
+                 when {{ is_far_past('_event_ts') }} and not coalesce({{ is_far_past('created_at') }}, false)
+                 then 'past_timestamp:kafka_ts' end
         ), '') as _intrinsic_reason,
         md5(row(customer_id, event_type, created_at, event_data)::text) as _content_hash
     from typed

@@ -75,7 +75,8 @@ checked as (
             case when customer_id is null then {{ absent_reason('_value', 'customer_id') }} end,
             case when _order_ts_raw is null then {{ absent_reason('_value', 'order_ts') }}
                  when order_date is null then 'invalid_timestamp:order_ts'
-                 when {{ is_far_future('order_date') }} then 'future_timestamp:order_ts' end,
+                 when {{ is_far_future('order_date') }} then 'future_timestamp:order_ts'
+                 when {{ is_far_past('order_date') }} then 'past_timestamp:order_ts' end,
             case when _total_raw is null then {{ absent_reason('_value', 'total_amount') }}
                  when total_amount is null then 'invalid_number:total_amount'
                  when total_amount < 0 then 'negative_amount' end,
@@ -86,7 +87,8 @@ checked as (
                  when _invalid_items > 0 then 'invalid_items'
                  when total_amount is not null and _items_total <> total_amount then 'total_mismatch' end,
             case when _record_key <> order_id then 'key_mismatch' end,
-            case when {{ is_far_future('_event_ts') }} then 'future_timestamp:event_ts' end
+            case when {{ is_far_future('_event_ts') }} then 'future_timestamp:event_ts'
+                 when {{ is_far_past('_event_ts') }} then 'past_timestamp:event_ts' end
         ), '') as _intrinsic_reason
     from typed
 ),

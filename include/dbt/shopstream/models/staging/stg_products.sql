@@ -56,9 +56,12 @@ checked as (
             case when _created_raw is not null and created_at is null then 'invalid_timestamp:meta.createdAt' end,
             case when _updated_raw is not null and updated_at is null then 'invalid_timestamp:meta.updatedAt' end,
             case when _record_key <> product_id then 'key_mismatch' end,
-            case when {{ is_far_future('_event_ts') }} then 'future_timestamp:event_ts' end,
-            case when {{ is_far_future('created_at') }} then 'future_timestamp:meta.createdAt' end,
-            case when {{ is_far_future('updated_at') }} then 'future_timestamp:meta.updatedAt' end
+            case when {{ is_far_future('_event_ts') }} then 'future_timestamp:event_ts'
+                 when {{ is_far_past('_event_ts') }} then 'past_timestamp:event_ts' end,
+            case when {{ is_far_future('created_at') }} then 'future_timestamp:meta.createdAt'
+                 when {{ is_far_past('created_at') }} then 'past_timestamp:meta.createdAt' end,
+            case when {{ is_far_future('updated_at') }} then 'future_timestamp:meta.updatedAt'
+                 when {{ is_far_past('updated_at') }} then 'past_timestamp:meta.updatedAt' end
         ), '') as _intrinsic_reason,
         md5(row(name, description, price, category, created_at, updated_at)::text) as _content_hash
     from typed
