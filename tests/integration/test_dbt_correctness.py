@@ -197,3 +197,38 @@ def test_a_kafka_timestamp_outside_the_logical_hour_is_flagged(wh):
     assert sorted(r["status"] for r in flagged.values()) == ["pass", "warn"], flagged
     # flagged, not rejected: the event is in silver
     assert wh.scalar("select count(*) from silver.events where event_id = %s", late.value["event_id"]) == 1
+
+
+# --- #13.5: ties in event time are not broken by the partition ----------------------------------------------
+
+@pytest.mark.parametrize("one_batch", [True, False], ids=["one_batch", "two_batches"])
+def test_order_versions_with_the_same_timestamp_do_not_depend_on_the_partition(wh, one_batch):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    ts = h1 + timedelta(minutes=30)
+    price = product_value(1)["price"]
+    oid = f"o-{h1:%Y%m%d%H}-7001"
+    paid = order(oid, "1", ts, [item(oid, 0, "1", 1, price)], status="paid")
+    # After a repartition the newer version (shipped) sits on a lower partition than the older one.
+    older = message("orders", paid, ts, partition=2, offset=500)
+    newer = message("orders", {**paid, "status": "shipped"}, ts, partition=0, offset=7)
+    # Same timestamp and status, different content: a true conflict, quarantined.
+    cid = f"o-{h1:%Y%m%d%H}-7002"
+    a = order(cid, "1", ts, [item(cid, 0, "1", 1, price)], status="placed")
+    b = order(cid, "1", ts, [item(cid, 0, "1", 2, price)], status="placed")
+    first = [older, message("orders", a, ts, partition=2, offset=501)]
+    second = [newer, message("orders", b, ts, partition=0, offset=8)]
+    if one_batch:
+        wh.insert(first + second)
+    else:
+        wh.insert(first)
+        assert_success(wh.build())
+        wh.insert(second)
+    assert_success(wh.build())
+    assert wh.scalar("select status from silver.orders where order_id = %s", oid) == "shipped"
+    assert wh.scalar("select status from gold.fct_orders where order_id = %s", oid) == "shipped"
+    assert quarantine(wh, oid) == []
+    if one_batch:  # a conflict is visible within a batch (across batches the version order alone decides)
+        assert quarantine(wh, cid) == [("orders", "conflicting_duplicate", "rejected")]
+    assert_full_refresh_agrees(wh, quarantine=one_batch)

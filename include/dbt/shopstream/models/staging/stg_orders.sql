@@ -9,8 +9,10 @@
   Candidates of a run = the new bronze rows + every row still pending. A candidate that is older than the
   version silver already holds is admitted without the foreign-key check: it cannot overwrite the newer
   version, it only counts for created_at (first time the order was seen).
-  Orders are not checked for "conflicting duplicates": their Kafka timestamp is order_ts, so successive
-  versions (status changes) legitimately share the timestamp and are ordered by partition and offset.
+  Versions are ordered by macros/version_order.sql: Kafka timestamp (= order_ts, so successive versions -
+  status changes - legitimately share it), then the status' place in the lifecycle, then (partition,
+  offset). Two versions with the same timestamp and status but different content are a conflicting
+  duplicate: the one with the highest (partition, offset) wins, the other is rejected.
 -#}
 {{
   config(
@@ -94,14 +96,16 @@ checked as (
 ),
 
 pool as (
-    select _bronze_id, _partition, _offset, _event_ts, order_id, customer_id, _product_ids,
+    select _bronze_id, _partition, _offset, _event_ts, order_id, customer_id, status, _product_ids,
+           {{ order_content_hash() }} as _content_hash,
            _event_ts as _first_seen_ts, true as _is_new,
            null::varchar as _old_status, null::text as _old_reason, null::timestamp as _old_first_seen_ts
     from checked
     where _intrinsic_reason is null
     {%- if is_incremental() %}
     union all
-    select _bronze_id, _partition, _offset, _event_ts, order_id, customer_id, _product_ids,
+    select _bronze_id, _partition, _offset, _event_ts, order_id, customer_id, status, _product_ids,
+           {{ order_content_hash() }},
            _first_seen_ts, false, _status, _reject_reason, _first_seen_ts
     from {{ this }}
     where _status = 'pending'
@@ -112,8 +116,12 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by order_id order by _event_ts desc, _partition desc, _offset desc
+            partition by order_id order by {{ version_order('orders') }}
         ) as _version_rank,
+        first_value(_content_hash) over (
+            partition by order_id, _event_ts, {{ order_status_rank('status') }}
+            order by _partition desc, _offset desc
+        ) as _tie_winner_hash,
         min(_first_seen_ts) over (partition by order_id) as _pool_first_seen_ts
     from pool
 ),
@@ -123,16 +131,16 @@ ranked as (
 state as materialized (
     {%- if is_incremental() %}
     {%- if silver is not none %}
-    select s.order_id, s._event_ts, s._kafka_partition as _partition, s._kafka_offset as _offset
+    select s.order_id, s._event_ts, s.status, s._kafka_partition as _partition, s._kafka_offset as _offset
     from ranked as r
     cross join lateral (  -- one primary-key probe per candidate, whatever the size of silver
-        select t.order_id, t._event_ts, t._kafka_partition, t._kafka_offset
+        select t.order_id, t._event_ts, t.status, t._kafka_partition, t._kafka_offset
         from {{ silver }} as t where t.order_id = r.order_id limit 1
     ) as s
     where r._version_rank = 1
     union all
     {%- endif %}
-    select order_id, _event_ts, _partition, _offset
+    select order_id, _event_ts, status, _partition, _offset
     from {{ this }}
     where _status = 'admitted'
       {%- if silver is not none %}
@@ -140,8 +148,8 @@ state as materialized (
       {%- endif %}
       and order_id in (select order_id from ranked where _version_rank = 1)
     {%- else %}
-    select null::text as order_id, null::timestamp as _event_ts, null::integer as _partition,
-           null::bigint as _offset
+    select null::text as order_id, null::timestamp as _event_ts, null::text as status,
+           null::integer as _partition, null::bigint as _offset
     where false
     {%- endif %}
 ),
@@ -152,7 +160,8 @@ latest as (
         not exists (
             select 1 from state as s
             where s.order_id = r.order_id
-              and (s._event_ts, s._partition, s._offset) >= (r._event_ts, r._partition, r._offset)
+              and {{ version_order('orders', prefix='s.', as_row=true) }}
+                  >= {{ version_order('orders', prefix='r.', as_row=true) }}
         ) as _is_current,
         exists (
             select 1 from {{ ref('customers') }} as c where c.customer_id = r.customer_id
@@ -179,7 +188,9 @@ decisions as (
     from latest
     union all
     select _bronze_id, _is_new, _old_status, _old_reason, _old_first_seen_ts,
-           'superseded'::varchar, null::text, null::timestamp
+           (case when _content_hash <> _tie_winner_hash then 'rejected' else 'superseded' end)::varchar,
+           (case when _content_hash <> _tie_winner_hash then 'conflicting_duplicate' end)::text,
+           null::timestamp
     from ranked
     where _version_rank > 1
 )
