@@ -232,3 +232,33 @@ def test_order_versions_with_the_same_timestamp_do_not_depend_on_the_partition(w
     if one_batch:  # a conflict is visible within a batch (across batches the version order alone decides)
         assert quarantine(wh, cid) == [("orders", "conflicting_duplicate", "rejected")]
     assert_full_refresh_agrees(wh, quarantine=one_batch)
+
+
+# --- #13.6: pending rows say why their parent is missing ----------------------------------------------------
+
+def test_an_order_or_event_whose_parent_was_rejected_says_so(wh):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    ts = h1 + timedelta(hours=1, minutes=5)
+    bad_customer = {**customer_value(4242), "email": "not-an-email"}
+    bad_product = {**product_value(4343), "price": -1}
+    oid, pid_order = "o-4242-0001", "o-4343-0001"
+    wh.insert([
+        message("customers", bad_customer, ts),
+        message("products", bad_product, ts),
+        message("orders", order(oid, "4242", ts, [item(oid, 0, "1", 1, product_value(1)["price"])]), ts),
+        message("orders", order(pid_order, "1", ts, [item(pid_order, 0, "4343", 1, "1.00")]), ts),
+        message("events", event("e-4242-00001", "page_view", "4242", ts), ts),
+        message("events", event("e-4444-00001", "page_view", "4444", ts), ts),  # a customer never seen
+    ])
+    assert_success(wh.build())
+    assert quarantine(wh, oid) == [("orders", "pending_customer:rejected", "pending")]
+    assert quarantine(wh, pid_order) == [("orders", "pending_product:rejected", "pending")]
+    assert quarantine(wh, "e-4242-00001") == [("events", "pending_customer:rejected", "pending")]
+    assert quarantine(wh, "e-4444-00001") == [("events", "pending_customer", "pending")]
+    # A corrected customer version admits what waited for it.
+    wh.insert([message("customers", customer_value(4242), ts + timedelta(minutes=1))])
+    assert_success(wh.build())
+    assert quarantine(wh, oid) == [] and quarantine(wh, "e-4242-00001") == []
+    assert_full_refresh_agrees(wh, quarantine=False)

@@ -89,3 +89,13 @@
                and coalesce({{ obj }} ->> 'schema_version', '') not in ('1', '1.0')
           then 'unsupported_schema_version' end)
 {%- endmacro %}
+
+{#- ':rejected' when `parent_rejected` (a boolean SQL condition: the missing parent has versions in staging,
+    all of them rejected - otherwise it would be in silver), else ''. Appended to pending_customer /
+    pending_product so the quarantine says why the parent is missing: 'pending_customer:rejected' waits
+    for a corrected customer (see the customer's own quarantine row), 'pending_customer' for one never seen.
+    Evaluated only for pending rows (inside their CASE branch), with the staging tables' partial index on
+    the key of their rejected rows. -#}
+{% macro parent_rejected_suffix(parent_rejected) -%}
+    (case when {{ parent_rejected }} then ':rejected' else '' end)
+{%- endmacro %}

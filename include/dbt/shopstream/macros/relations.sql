@@ -30,10 +30,15 @@
     $ensure_index$
 {%- endmacro %}
 
-{#- Indexes every staging table needs (post-hook). The unique _bronze_id index comes from `indexes`. -#}
-{% macro staging_indexes(relation) -%}
+{#- Indexes every staging table needs (post-hook). The unique _bronze_id index comes from `indexes`.
+    `rejected_key`: the entity key of a parent table (customers, products), indexed for its rejected rows:
+    a pending order/event looks up whether its missing parent was rejected (macros/parsing.sql). -#}
+{% macro staging_indexes(relation, rejected_key=none) -%}
     {{ ensure_index(relation, 'admitted', "(_decided_at) where _status = 'admitted'") }};
     {{ ensure_index(relation, 'pending', "(_bronze_id) where _status = 'pending'") }};
     {{ ensure_index(relation, 'quarantined', "(_bronze_id) where _status in ('rejected', 'pending')") }};
     {{ ensure_index(relation, 'staged', "(_staged_at)") }}
+    {%- if rejected_key %};
+    {{ ensure_index(relation, 'rejected_key', "(" ~ rejected_key ~ ") where _status = 'rejected'") }}
+    {%- endif %}
 {%- endmacro %}

@@ -138,7 +138,9 @@ decisions as (
     select
         _bronze_id, _is_new, _old_status, _old_reason, _old_first_seen_ts,
         (case when _is_current and not _customer_known then 'pending' else 'admitted' end)::varchar as _status,
-        (case when _is_current and not _customer_known then 'pending_customer' end)::text as _reject_reason,
+        (case when _is_current and not _customer_known then 'pending_customer' || {{ parent_rejected_suffix(
+            "exists (select 1 from " ~ ref('stg_customers') ~ " as p where p.customer_id = latest.customer_id and p._status = 'rejected')") }}
+         end)::text as _reject_reason,
         _pool_first_seen_ts as _first_seen_ts
     from latest
     union all

@@ -181,8 +181,13 @@ decisions as (
               else 'admitted' end)::varchar as _status,
         (case when _is_current and not (_customer_known and _products_known) then
             concat_ws(';',
-                case when not _customer_known then 'pending_customer' end,
-                case when not _products_known then 'pending_product' end)
+                case when not _customer_known then 'pending_customer' || {{ parent_rejected_suffix(
+                    "exists (select 1 from " ~ ref('stg_customers') ~ " as p where p.customer_id = latest.customer_id and p._status = 'rejected')") }} end,
+                case when not _products_known then 'pending_product' || {{ parent_rejected_suffix(
+                    "exists (select 1 from unnest(latest._product_ids) as m(product_id)
+                             where not exists (select 1 from " ~ ref('products') ~ " as pr where pr.product_id = m.product_id)
+                               and exists (select 1 from " ~ ref('stg_products') ~ " as p
+                                           where p.product_id = m.product_id and p._status = 'rejected'))") }} end)
         end)::text as _reject_reason,
         _pool_first_seen_ts as _first_seen_ts
     from latest

@@ -7,7 +7,7 @@
     materialized='incremental',
     incremental_strategy='append',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook="{{ staging_indexes(this) }}",
+    post_hook="{{ staging_indexes(this, rejected_key='product_id') }}",
   )
 }}
 
