@@ -262,3 +262,26 @@ def test_an_order_or_event_whose_parent_was_rejected_says_so(wh):
     assert_success(wh.build())
     assert quarantine(wh, oid) == [] and quarantine(wh, "e-4242-00001") == []
     assert_full_refresh_agrees(wh, quarantine=False)
+
+
+# --- #13.8: deletions --------------------------------------------------------------------------------------
+
+def test_a_tombstone_deletes_nothing_and_is_explained_in_bronze_quarantine_only(wh):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    # What the loader stores for a null-value message (shopstream.bronze.poison: reason tombstone).
+    wh.conn.execute(
+        "insert into bronze.raw_events_quarantine (topic, \"partition\", \"offset\", event_ts, timestamp_ms,"
+        " timestamp_type, record_key, record_value, value_bytes, reason, detail)"
+        " values ('customers', 0, 999, %s, 0, 1, '1'::bytea, null, null, 'tombstone', 'null value (tombstone)')",
+        [(h1 + timedelta(hours=1)).replace(tzinfo=None)])
+    wh.conn.commit()
+    # The customer also disappears from the next snapshot (DummyJSON removed it): it stays as it was.
+    wh.insert(hour_messages(h1 + timedelta(hours=1), customers=range(2, 7)))
+    assert_success(wh.build())
+    for table in ("silver.customers", "gold.dim_customers"):
+        assert wh.scalar(f"select updated_at from {table} where customer_id = '1'") == h1.replace(tzinfo=None)
+    assert wh.scalar("select count(*) from gold.fct_orders where customer_id = '1'") > 0
+    assert quarantine(wh, "1") == []
+    assert_full_refresh_agrees(wh)
