@@ -285,3 +285,33 @@ def test_a_tombstone_deletes_nothing_and_is_explained_in_bronze_quarantine_only(
     assert wh.scalar("select count(*) from gold.fct_orders where customer_id = '1'") > 0
     assert quarantine(wh, "1") == []
     assert_full_refresh_agrees(wh)
+
+
+# --- #13.4: the reject-rate gate never lets a flagged batch through -----------------------------------------
+
+def test_a_batch_flagged_by_the_reject_rate_gate_never_reaches_silver(wh):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    h2 = h1 + timedelta(hours=1)
+    price = product_value(1)["price"]
+
+    def orders(prefix, n, status):
+        return [message("orders", order(f"o-{prefix}-{i:04d}", "1", h2 + timedelta(minutes=i),
+                                        [item(f"o-{prefix}-{i:04d}", 0, "1", 1, price)], status=status),
+                        h2 + timedelta(minutes=i)) for i in range(n)]
+
+    wh.insert(orders("bad", 25, "teleported") + orders("good", 5, "paid"))  # 25 of 30 rejected: flagged
+    run = wh.build(check=False)
+    assert not run.success
+    # The next run with new, valid data passes, and the flagged batch's valid rows still do not flow on.
+    wh.insert(hour_messages(h2, n_orders=3))
+    assert_success(wh.build())
+    assert wh.scalar("select count(*) from silver.orders where order_id like 'o-good-%%'") == 0
+    assert wh.rows("select distinct reason, status from silver.quarantine where record_key like 'o-good-%%'") == [
+        ("rejected_batch", "rejected")]
+    assert wh.scalar("select count(*) from gold.fct_orders where order_id like %s", f"o-{h2:%Y%m%d%H}-%") == 3
+    # Re-sent (a newer version), the good orders are admitted.
+    wh.insert([message("orders", {**m.value}, m.event_ts + timedelta(seconds=1)) for m in orders("good", 5, "paid")])
+    assert_success(wh.build())
+    assert wh.scalar("select count(*) from gold.fct_orders where order_id like 'o-good-%%'") == 5

@@ -13,7 +13,7 @@
     materialized='incremental',
     incremental_strategy='append',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook="{{ staging_indexes(this, rejected_key='customer_id') }}",
+    post_hook=["{{ reject_rate_gate(this) }}", "{{ staging_indexes(this, rejected_key='customer_id') }}"],
   )
 }}
 {%- set silver = existing_relation('silver', 'customers') %}

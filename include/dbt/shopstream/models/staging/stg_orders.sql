@@ -20,7 +20,7 @@
     incremental_strategy='upsert',
     unique_key='_bronze_id',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook="{{ staging_indexes(this) }}",
+    post_hook=["{{ reject_rate_gate(this) }}", "{{ staging_indexes(this) }}"],
   )
 }}
 {%- set silver = existing_relation('silver', 'orders') %}

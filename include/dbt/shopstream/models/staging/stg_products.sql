@@ -7,7 +7,7 @@
     materialized='incremental',
     incremental_strategy='append',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook="{{ staging_indexes(this, rejected_key='product_id') }}",
+    post_hook=["{{ reject_rate_gate(this) }}", "{{ staging_indexes(this, rejected_key='product_id') }}"],
   )
 }}
 

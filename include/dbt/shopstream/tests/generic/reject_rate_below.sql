@@ -1,9 +1,11 @@
 {#-
   Circuit breaker on a staging model: fails when the latest staged batch (rows with the highest
   _staged_at) has at least var('reject_rate_min_rows') rows and more than var('max_reject_ratio') of them
-  were rejected. A mostly-garbage batch means something upstream broke (a producer bug, a schema change);
-  stopping here keeps it from reaching gold. The rejected rows are in silver.quarantine either way.
-  Fix: correct the producer/bronze data (re-send corrected messages), then clear and re-run the DAG run.
+  were rejected. A mostly-garbage batch means something upstream broke (a producer bug, a schema change).
+  The decision itself is the model's post-hook (macros/reject_rate_gate.sql): the whole flagged batch is
+  rejected ('rejected_batch'), so it never reaches silver, not even in a later run; this test makes the run
+  fail so that someone looks. Everything is in silver.quarantine.
+  On-call: docs/runbook.md, "Reject-rate gate".
 -#}
 {% test reject_rate_below(model, max_ratio=none, min_rows=none) %}
 {%- set max_ratio = max_ratio if max_ratio is not none else var('max_reject_ratio') -%}
