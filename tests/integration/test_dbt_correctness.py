@@ -1,7 +1,7 @@
 """dbt edge cases of issue #13, on real PostgreSQL: inputs that used to block every later run, leave the
 contracts weaker, or make the incremental pipeline and a full refresh disagree for good.
 
-Each test inserts bronze rows (tests/fixtures/bronze_fixtures.py), builds incrementally, and where it matters
+Each test inserts bronze rows (tests/support/contract_messages.py, tests/support/warehouse.py), builds incrementally, and where it matters
 checks that a `dbt build --full-refresh` of the same bronze ends in the same silver and gold.
 """
 
@@ -12,8 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from shopstream.dbt.warehouse import SPEC_COLUMNS, table_checksums
 
-from tests.fixtures.bronze_fixtures import (
-    Warehouse,
+from tests.support.contract_messages import (
     base_hour,
     customer_value,
     event,
@@ -23,6 +22,7 @@ from tests.fixtures.bronze_fixtures import (
     order,
     product_value,
 )
+from tests.support.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

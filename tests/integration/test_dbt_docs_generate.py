@@ -10,7 +10,8 @@ import pytest
 from shopstream.dbt import docs
 from shopstream.dbt.paths import MANIFEST_PATH
 
-from tests.fixtures.bronze_fixtures import Warehouse, base_hour, hour_messages
+from tests.support.contract_messages import base_hour, hour_messages
+from tests.support.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration]
 
