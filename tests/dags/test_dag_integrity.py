@@ -1,6 +1,8 @@
 """DAG integrity (the astro-cli pattern, stricter): every DAG file imports cleanly with no connections, no
-network and no dbt, parses in under a second as Airflow's DagBag times it, and every DAG carries an owner, tags
-and retries with a delay. The DagBag is the session's one (tests/dags/conftest.py)."""
+network and no dbt, and every DAG carries an owner, tags and retries with a delay. The DagBag is the session's one
+(tests/dags/conftest.py). How fast the files parse is a benchmark, not a test (a timed assertion fails on a busy
+machine and passes on a fast one whatever the code does): `parse_times()` in bench/bench_cosmos_modes.py, figures
+in bench/README.md."""
 
 from __future__ import annotations
 
@@ -8,8 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
-MAX_PARSE_SECONDS = 1.0
-MAX_FILL_SECONDS = 2.0  # the whole DagBag, DagBag's own work included
 
 
 def test_dag_files_exist():
@@ -24,16 +24,6 @@ def test_every_file_defines_a_dag(dagbag):
     files_with_dags = {Path(d.fileloc).name for d in dagbag.dags.values()}
     for path in DAGS_FOLDER.glob("*.py"):
         assert path.name in files_with_dags, f"{path.name} defines no DAG"
-
-
-def test_parse_time_under_one_second(dagbag):
-    slow = [(s.file, s.duration.total_seconds()) for s in dagbag.dagbag_stats
-            if s.duration.total_seconds() >= MAX_PARSE_SECONDS]
-    assert not slow, f"DAG files parsing in {MAX_PARSE_SECONDS}s or more: {slow}"
-
-
-def test_dagbag_fills_in_under_two_seconds(dagbag):
-    assert dagbag.fill_seconds < MAX_FILL_SECONDS, dagbag.fill_seconds
 
 
 def test_dbt_dag_renders_from_the_committed_manifest(dagbag):
