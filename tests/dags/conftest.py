@@ -1,7 +1,7 @@
 """The one DagBag of the DAG tests: every file under dags/ parsed once per session, the way Airflow's DAG
 processor parses it, with no connection defined, no network and no dbt.
 
-Airflow and Cosmos are imported before the parse, so the parse times are the DAG files' own: the DAG processor
+Airflow and Cosmos are imported before the parse, as in the DAG processor, which
 preloads both (shopstream.preload, via include/airflow/airflow_local_settings.py), and the refusal of `dbt ls`
 needs Cosmos' graph class. A DAG file that opens a connection or runs `dbt ls` while it is parsed shows up as an
 import error of that file (tests/dags/test_dag_integrity.py). A test module that sets DAG_ID gets that DAG from
