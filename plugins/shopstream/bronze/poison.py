@@ -1,7 +1,7 @@
 """Which Kafka messages can be stored in bronze.raw_events, and why the others cannot (pure, no I/O).
 
-A message is storable when its value is a UTF-8 JSON object that PostgreSQL's jsonb accepts, its key is a
-non-empty UTF-8 string without NUL, its timestamp is a real one, and the contract headers it carries (if any:
+A message is storable when its value is a UTF-8 JSON object that PostgreSQL's jsonb accepts and stores
+unchanged (no object names a key twice), its key is a non-empty UTF-8 string without NUL, its timestamp is a real one, and the contract headers it carries (if any:
 docs/contracts.md, ``source``, ``schema_version``, ``logical_hour``, ``content_type``) describe a message this
 pipeline can read. Everything else goes to bronze.raw_events_quarantine with one of the reasons below;
 nothing here ever stops a batch.
@@ -20,6 +20,15 @@ JSON that is valid but beyond msgspec's range (a number like 1e400, which jsonb 
 jsonb is stricter than JSON in two ways checked here: no \\u0000 escapes and no unpaired surrogate escapes.
 The rarest jsonb refusals (numbers beyond numeric's range such as 1e-20000) are caught by PostgreSQL itself
 and handled by the loader (it isolates the row and quarantines it as ``jsonb_rejected``).
+
+A key repeated within one object (``{"id": 1, "email": "a@x", "email": "b@x"}``, at any depth; ``"a"`` and
+``"\\u0061"`` are the same key) is legal JSON, but jsonb keeps only the last value: bronze would store
+something other than what it received, and silver would admit or reject the message under the surviving
+values. It is quarantined as ``duplicate_json_key:<path>`` (the path of the first repeated key, e.g.
+``email``, ``address.city``, ``items[0].sku``). The check costs almost nothing on the usual message: re-encoding
+the parsed object (msgspec, ~0.5 µs) gives back the bytes received, or the same bytes once their whitespace is
+removed, which proves that no key was lost. Only a value whose formatting differs (other number or escape
+spellings) or that really repeats a key is re-parsed with the standard library, which names the key.
 """
 
 from __future__ import annotations
@@ -32,9 +41,13 @@ try:  # msgspec ships with Airflow (apache-airflow-core depends on it); the stdl
     import msgspec
 
     _fast_decode = msgspec.json.Decoder().decode
+    _fast_encode = msgspec.json.Encoder().encode
+    _compact = msgspec.json.format  # whitespace out, every token (repeated keys, escapes) kept as received
 except ImportError:  # pragma: no cover - exercised only without msgspec
     msgspec = None
     _fast_decode = None
+    _fast_encode = None
+    _compact = None
 
 # Reasons (bronze.raw_events_quarantine.reason).
 TOMBSTONE = "tombstone"
@@ -49,9 +62,11 @@ INVALID_TIMESTAMP = "invalid_timestamp"
 INVALID_HEADER = "invalid_header"
 UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
 UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
+DUPLICATE_JSON_KEY = "duplicate_json_key"  # stored as duplicate_json_key:<path of the repeated key>
 
-REASONS = (TOMBSTONE, OVERSIZE, INVALID_UTF8, INVALID_JSON, NOT_OBJECT, JSONB_REJECTED, MISSING_KEY,
-           INVALID_KEY, INVALID_TIMESTAMP, INVALID_HEADER, UNSUPPORTED_SCHEMA_VERSION, UNSUPPORTED_CONTENT_TYPE)
+REASONS = (TOMBSTONE, OVERSIZE, INVALID_UTF8, INVALID_JSON, NOT_OBJECT, JSONB_REJECTED, DUPLICATE_JSON_KEY,
+           MISSING_KEY, INVALID_KEY, INVALID_TIMESTAMP, INVALID_HEADER, UNSUPPORTED_SCHEMA_VERSION,
+           UNSUPPORTED_CONTENT_TYPE)
 
 # The headers of docs/contracts.md and what this pipeline reads.
 CONTRACT_HEADERS = ("source", "schema_version", "logical_hour", "content_type")
@@ -67,6 +82,10 @@ MAX_TIMESTAMP_MS = 253_402_300_799_999
 # A value needs the (slower) jsonb string check only if it has an escape that could be \u0000 or a surrogate.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 _JSONB_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+# A path step written as .name (else as ["..."]), and the longest path a reason carries (the key is untrusted).
+_PLAIN_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]*")
+MAX_REASON_PATH_CHARS = 120
 
 Reject = tuple[str, str]  # (reason, detail)
 
@@ -93,14 +112,115 @@ def _jsonb_bad_string(obj: Any) -> str | None:
     return None
 
 
+class _RepeatedKeys(dict):
+    """A parsed JSON object that named some keys more than once (the dict holds the last values, as jsonb
+    would); ``repeated`` maps each such key to its number of occurrences, in the order they first appeared."""
+
+    __slots__ = ("repeated",)
+
+
+def _loads_marking_repeats(text: str) -> Any:
+    """``json.loads`` in which every object that repeats a key comes back as a ``_RepeatedKeys``."""
+
+    def object_from_pairs(pairs: list[tuple[str, Any]]) -> dict:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        marked = _RepeatedKeys(obj)
+        counts: dict[str, int] = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        marked.repeated = {key: n for key, n in counts.items() if n > 1}
+        return marked
+
+    return json.loads(text, object_pairs_hook=object_from_pairs, parse_constant=_reject_constant)
+
+
+def _path_step(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def _first_repeated_key(obj: Any) -> tuple[str, str, int] | None:
+    """(path of the object, repeated key, occurrences) of the first object that repeats a key, in document
+    order (an object before the objects inside it); None when no object does."""
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, item = stack.pop()
+        if type(item) is _RepeatedKeys:
+            key, count = next(iter(item.repeated.items()))
+            return path, key, count
+        if isinstance(item, dict):
+            inner = [(_path_step(path, k), v) for k, v in item.items() if isinstance(v, dict | list)]
+        elif isinstance(item, list):
+            inner = [(_path_step(path, i), v) for i, v in enumerate(item) if isinstance(v, dict | list)]
+        else:
+            continue
+        stack.extend(reversed(inner))
+    return None
+
+
+def _repeated_key_reject(obj: Any) -> Reject | None:
+    """The ``duplicate_json_key:<path>`` verdict for a value parsed by ``_loads_marking_repeats``, or None."""
+    found = _first_repeated_key(obj)
+    if found is None:
+        return None
+    path, key, count = found
+    key_path = _path_step(path, key)
+    if len(key_path) > MAX_REASON_PATH_CHARS:
+        key_path = key_path[:MAX_REASON_PATH_CHARS - 3] + "..."
+    where = f"the object at {path[:200]}" if path else "the top-level object"
+    return (f"{DUPLICATE_JSON_KEY}:{key_path}",
+            f"key {json.dumps(key, ensure_ascii=False)[:100]} appears {count} times in {where}; jsonb would keep only the last "
+            f"value, so the message is kept here as received")
+
+
+def _count_keys(obj: dict) -> int:
+    """The number of keys of every object in a parsed value."""
+    count = 0
+    stack: list[Any] = [obj]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            item = item.values()
+        for child in item:
+            if type(child) is dict or type(child) is list:
+                stack.append(child)
+    return count
+
+
+def _keys_provably_unique(obj: dict, value: bytes) -> bool:
+    """True when no key of ``value`` was lost to a repeat in ``obj`` (its msgspec parse). False says nothing
+    (the value may only spell a number or a string differently); the caller then asks the standard library.
+
+    Proofs, cheapest first: msgspec's re-encoding of ``obj`` is ``value`` itself, or ``value`` without its
+    whitespace (the same tokens); else, in that compact text every key ends with ``":`` and so does nothing
+    else but a string starting with ``:`` or an escaped quote before a colon: as many ``":`` as ``obj`` has
+    keys means as many keys in ``value`` as in ``obj`` (a repeat would leave ``obj`` with fewer).
+    """
+    encoded = _fast_encode(obj)
+    if encoded == value:
+        return True
+    try:
+        compact = _compact(value, indent=-1)
+    except Exception:  # noqa: BLE001 - cannot prove it here; the standard library decides
+        return False
+    return encoded == compact or compact.count(b'":') == _count_keys(obj)
+
+
 def _slow_value_check(value: bytes) -> tuple[Any, Reject | None]:
-    """Parse with the standard library (exact reasons; accepts what jsonb accepts beyond msgspec's range)."""
+    """Parse with the standard library (exact reasons; accepts what jsonb accepts beyond msgspec's range).
+    Objects that repeat a key come back as ``_RepeatedKeys``."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, (INVALID_UTF8, str(exc))
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = _loads_marking_repeats(text)
     except RecursionError:
         return None, (INVALID_JSON, "nested deeper than the JSON parser's limit")
     except ValueError as exc:
@@ -126,14 +246,20 @@ def classify_value(value: bytes | None, max_value_bytes: int = DEFAULT_MAX_VALUE
         obj, reject = _slow_value_check(value)
         if reject is not None:
             return reject
-    if type(obj) is not dict:
+    if not isinstance(obj, dict):
         return NOT_OBJECT, f"JSON {type(obj).__name__}, not an object"
     if not parsed or (b"\\u" in value and _SUSPECT_ESCAPE.search(value)):
         bad = _jsonb_bad_string(obj)
         if bad is not None:
             what = "\\u0000" if "\x00" in bad else "an unpaired surrogate escape"
             return JSONB_REJECTED, f"jsonb cannot store a string with {what}"
-    return None
+    if parsed:
+        if _keys_provably_unique(obj, value):
+            return None
+        obj, reject = _slow_value_check(value)  # msgspec parsed it, so only the depth limit can fail here
+        if reject is not None:
+            return INVALID_JSON, f"cannot check it for repeated keys: {reject[1]}"
+    return _repeated_key_reject(obj)
 
 
 def classify_key(key: bytes | None) -> Reject | None:
@@ -219,11 +345,12 @@ def classify(key: bytes | None, value: bytes | None, ts_type: int, ts_ms: int,
 def make_classifier(max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES):
     """``classify`` with its common case inlined (one call per message in the loader's hot loop).
 
-    A plain ASCII key, a value within the limit that msgspec parses as an object with no ``\\u`` escape, a
-    real timestamp and no headers (or the contract's usual ones) are accepted right here; anything else goes
-    through ``classify`` for its reason.
+    A plain ASCII key, a value within the limit that msgspec parses as an object with no ``\\u`` escape and
+    that re-encodes to its own bytes (so no repeated key), a real timestamp and no headers (or the contract's
+    usual ones) are accepted right here; anything else goes through ``classify`` for its reason.
     """
     decode = _fast_decode
+    keys_unique = _keys_provably_unique
     max_ts = MAX_TIMESTAMP_MS
     # The extractor's messages of one topic and hour carry identical headers: remember recent verdicts.
     header_verdicts: dict[tuple, Reject | None] = {}
@@ -249,7 +376,8 @@ def make_classifier(max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES):
                 and len(value) <= max_value_bytes and key.isascii() and b"\x00" not in key
                 and b"\\u" not in value):
             try:
-                if type(decode(value)) is dict:
+                obj = decode(value)
+                if type(obj) is dict and keys_unique(obj, value):
                     return None
             except Exception:  # noqa: BLE001 - classify() below says why
                 pass
