@@ -6,8 +6,9 @@ PostgreSQL database:
 1. hour h1: a clean hour (customers, products, orders, events) -> Kafka -> bronze loader -> dbt build;
 2. hour h2: ONE Kafka load that mixes a clean hour (30 orders, 40 events, with the contract's headers) with
    - poison messages (`POISON`: not JSON, wrong encodings, empty, huge, not an object, tombstones, missing /
-     invalid keys, jsonb-incompatible strings and numbers, unsupported or malformed headers ...) that the
-     bronze loader must quarantine in bronze.raw_events_quarantine with the exact reason, and
+     invalid keys, jsonb-incompatible strings and numbers, repeated JSON keys, unsupported or malformed
+     headers ...) that the bronze loader must quarantine in bronze.raw_events_quarantine with the exact
+     reason, and
    - invalid-but-parseable records (`INVALID`: wrong types, unparseable numbers and dates, negative amounts
      and prices, bad e-mails, quantity <= 0, unknown foreign keys, conflicting duplicates, far-future
      timestamps, duplicate e-mails, wrong schema versions, a foreign shape on a topic ...) that pass bronze
@@ -134,6 +135,11 @@ def poison_cases(h: datetime) -> list[PoisonCase]:
     ts = h + timedelta(minutes=20)
     hc = f"{h:%Y%m%d%H}"
     good_order = canonical(order(f"o-{hc}-8000", "1", ts, [item(f"o-{hc}-8000", 0, "1", 1, 6.25)])).encode()
+    # jsonb would keep only the last of a repeated key: a customer naming two e-mails, an order item naming two
+    # products (the second key spelled with an escape)
+    two_emails = b'{"email":"first.copy@x.dummyjson.com",' + canonical(customer_value(9201)).encode()[1:]
+    two_products = canonical(order(f"o-{hc}-8001", "1", ts, [item(f"o-{hc}-8001", 0, "1", 1, 6.25)])).encode()
+    two_products = two_products.replace(b'"product_id":"1"', b'"product_id":"1","\\u0070roduct_id":"2"', 1)
     cases = [
         ("not_json", "orders", b"k-not-json", b"order_id=o-1&status=paid&total=12.50", poison.INVALID_JSON, ""),
         ("truncated_json", "orders", b"k-truncated", good_order[: len(good_order) // 2], poison.INVALID_JSON, ""),
@@ -163,6 +169,10 @@ def poison_cases(h: datetime) -> list[PoisonCase]:
          "surrogate"),
         ("number_beyond_numeric", "products", b"k-tiny", b'{"id":9,"price":1e-20000}', poison.JSONB_REJECTED,
          "numeric"),
+        ("duplicate_json_key", "customers", b"9201", two_emails, f"{poison.DUPLICATE_JSON_KEY}:email",
+         'key "email" appears 2 times in the top-level object'),
+        ("duplicate_json_key_nested_escaped", "orders", f"o-{hc}-8001".encode(), two_products,
+         f"{poison.DUPLICATE_JSON_KEY}:items[0].product_id", "in the object at items[0]"),
     ]
     out = [PoisonCase(kind, msg(topic, value, ts, key, raw=True), reason, detail)
            for kind, topic, key, value, reason, detail in cases]

@@ -192,6 +192,10 @@ def test_poison_messages_are_quarantined_and_the_good_ones_stored(fresh_database
         (b"k", b'{"a":"nul \\u0000 inside"}', poison.JSONB_REJECTED),
         (b"k", b'{"a":"\\ud800"}', poison.JSONB_REJECTED),
         (b"k", b'{"tiny":1e-20000}', poison.JSONB_REJECTED),  # only PostgreSQL refuses this one
+        # jsonb would keep only the last value of a repeated key: bronze keeps the bytes instead
+        (b"1", b'{"id":1,"email":"a@x","email":"b@x"}', f"{poison.DUPLICATE_JSON_KEY}:email"),
+        (b"o-1", b'{"order_id":"o-1","items":[{"sku":"s-1","\\u0073ku":"s-2"}]}',
+         f"{poison.DUPLICATE_JSON_KEY}:items[0].sku"),
     ]
     messages, expected_q = [], {}
     i = 0
