@@ -1,6 +1,7 @@
 -- bronze.raw_events_quarantine: messages that cannot be stored in bronze.raw_events (invalid UTF-8, invalid
 -- JSON, JSON that is not an object, tombstones, oversize values, missing/invalid keys, JSON that jsonb
--- rejects such as \u0000, invalid timestamps). Raw bytes are kept as received; one row per Kafka coordinate.
+-- rejects such as \u0000 or would change (a repeated key), invalid timestamps). Raw bytes are kept as
+-- received; one row per Kafka coordinate.
 -- Written in the same transaction as the batch and its offsets. Idempotent: applied at every loader start.
 CREATE TABLE IF NOT EXISTS bronze.raw_events_quarantine (
     quarantine_id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -14,7 +15,8 @@ CREATE TABLE IF NOT EXISTS bronze.raw_events_quarantine (
     record_value    BYTEA,                -- raw value bytes (NULL = tombstone)
     value_bytes     INTEGER,              -- length of the value as received
     reason          VARCHAR   NOT NULL,   -- tombstone | oversize | invalid_utf8 | invalid_json | not_object |
-                                          -- jsonb_rejected | missing_key | invalid_key | invalid_timestamp |
+                                          -- jsonb_rejected | duplicate_json_key:<path> | missing_key |
+                                          -- invalid_key | invalid_timestamp |
                                           -- invalid_header | unsupported_schema_version |
                                           -- unsupported_content_type (shopstream.bronze.poison.REASONS)
     detail          TEXT,                 -- parser / PostgreSQL message
