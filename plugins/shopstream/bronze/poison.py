@@ -256,9 +256,9 @@ def classify_value(value: bytes | None, max_value_bytes: int = DEFAULT_MAX_VALUE
     if parsed:
         if _keys_provably_unique(obj, value):
             return None
-        obj, reject = _slow_value_check(value)  # msgspec parsed it, so only the depth limit can fail here
+        obj, reject = _slow_value_check(value)  # msgspec parsed it: only the stdlib's depth limit can fail
         if reject is not None:
-            return INVALID_JSON, f"cannot check it for repeated keys: {reject[1]}"
+            return reject
     return _repeated_key_reject(obj)
 
 
