@@ -1,10 +1,10 @@
 """Which Kafka messages can be stored in bronze.raw_events, and why the others cannot (pure, no I/O).
 
 A message is storable when its value is a UTF-8 JSON object that PostgreSQL's jsonb accepts and stores
-unchanged (no object names a key twice), its key is a non-empty UTF-8 string without NUL, its timestamp is a real one, and the contract headers it carries (if any:
-docs/contracts.md, ``source``, ``schema_version``, ``logical_hour``, ``content_type``) describe a message this
-pipeline can read. Everything else goes to bronze.raw_events_quarantine with one of the reasons below;
-nothing here ever stops a batch.
+unchanged (no object names a key twice), its key is a non-empty UTF-8 string without NUL, its timestamp is a
+real one, and the contract headers it carries (if any: docs/contracts.md, ``source``, ``schema_version``,
+``logical_hour``, ``content_type``) describe a message this pipeline can read. Everything else goes to
+bronze.raw_events_quarantine with one of the reasons below; nothing here ever stops a batch.
 
 Headers are optional (bronze stores only the value; producers other than the extractor may send none), and
 headers outside the contract are ignored. A contract header that is present must be well formed: one value
@@ -25,10 +25,11 @@ A key repeated within one object (``{"id": 1, "email": "a@x", "email": "b@x"}``,
 ``"\\u0061"`` are the same key) is legal JSON, but jsonb keeps only the last value: bronze would store
 something other than what it received, and silver would admit or reject the message under the surviving
 values. It is quarantined as ``duplicate_json_key:<path>`` (the path of the first repeated key, e.g.
-``email``, ``address.city``, ``items[0].sku``). The check costs almost nothing on the usual message: re-encoding
-the parsed object (msgspec, ~0.5 µs) gives back the bytes received, or the same bytes once their whitespace is
-removed, which proves that no key was lost. Only a value whose formatting differs (other number or escape
-spellings) or that really repeats a key is re-parsed with the standard library, which names the key.
+``email``, ``address.city``, ``items[0].sku``). The check costs ~0.5 µs on the extractor's messages:
+re-encoding the parsed object (msgspec) gives back the bytes received, which proves that no key was lost;
+other producers' spacing or escapes take a second or third proof (``_keys_provably_unique``, ~1-3 µs). Only
+a value none of them proves (other number spellings) or that really repeats a key is re-parsed with the
+standard library, which names the key.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ MAX_TIMESTAMP_MS = 253_402_300_799_999
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 _JSONB_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
-# A path step written as .name (else as ["..."]), and the longest path a reason carries (the key is untrusted).
+# A path step written as .name (else as ["..."]); the longest path a reason carries (keys are untrusted).
 _PLAIN_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]*")
 MAX_REASON_PATH_CHARS = 120
 
@@ -173,9 +174,10 @@ def _repeated_key_reject(obj: Any) -> Reject | None:
     if len(key_path) > MAX_REASON_PATH_CHARS:
         key_path = key_path[:MAX_REASON_PATH_CHARS - 3] + "..."
     where = f"the object at {path[:200]}" if path else "the top-level object"
+    shown_key = json.dumps(key, ensure_ascii=False)[:100]
     return (f"{DUPLICATE_JSON_KEY}:{key_path}",
-            f"key {json.dumps(key, ensure_ascii=False)[:100]} appears {count} times in {where}; jsonb would keep only the last "
-            f"value, so the message is kept here as received")
+            f"key {shown_key} appears {count} times in {where}; jsonb would keep only the last value, so the "
+            f"message is kept here as received")
 
 
 def _count_keys(obj: dict) -> int:
@@ -346,7 +348,7 @@ def make_classifier(max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES):
     """``classify`` with its common case inlined (one call per message in the loader's hot loop).
 
     A plain ASCII key, a value within the limit that msgspec parses as an object with no ``\\u`` escape and
-    that re-encodes to its own bytes (so no repeated key), a real timestamp and no headers (or the contract's
+    keys provably unique (``_keys_provably_unique``), a real timestamp and no headers (or the contract's
     usual ones) are accepted right here; anything else goes through ``classify`` for its reason.
     """
     decode = _fast_decode
