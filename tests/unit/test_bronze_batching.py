@@ -183,6 +183,16 @@ def test_poison_goes_to_quarantine_without_stopping_the_batch():
     assert batch.size == 9
 
 
+def test_repeated_json_key_is_quarantined_with_its_raw_bytes_not_copied():
+    repeated = b'{"id":1,"email":"a@x","email":"b@x"}'  # jsonb would keep only b@x
+    msgs = [Msg("t", 0, 0), Msg("t", 0, 1, value=repeated), Msg("t", 0, 2)]
+    batch, copied = fill(make_assembler([msgs], {("t", 0): (0, 0, 3)}))
+    assert [r[4] for r in copied] == [0, 2]
+    [q] = batch.quarantine
+    assert (q[2], q[7], q[9]) == (1, repeated, f"{poison.DUPLICATE_JSON_KEY}:email")
+    assert batch.q_by_topic == {("t", f"{poison.DUPLICATE_JSON_KEY}:email"): 1}
+
+
 def test_deadline_ends_an_idle_batch_and_stall_is_flagged():
     assembler = make_assembler([], {("t", 0): (0, 0, 5)}, LoaderSettings(stall_seconds=0.05))
     started = time.monotonic()
