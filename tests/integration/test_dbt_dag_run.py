@@ -116,9 +116,14 @@ def test_failing_silver_test_blocks_gold_until_the_data_is_fixed(airflow_db, fre
         assert wh.scalar("select count(*) from information_schema.tables where table_schema = 'gold' "
                          "and table_name in ('fct_orders', 'fct_order_items', 'agg_orders_daily')") == 0
         assert wh.scalar("select count(*) from silver.quarantine where reason = 'invalid_status'") == 30
+        # the reject-rate gate lets no row of the flagged batch through: the 5 valid orders staged with the
+        # garbage are rejected with it (docs/runbook.md, "Reject-rate gate")
+        valid_orders = [m for m in hour_messages(h1, n_orders=5) if m.topic == "orders"]
+        assert wh.scalar("select count(*) from silver.quarantine where reason = 'rejected_batch'") == len(valid_orders)
 
-        # Fix the data: the producer re-sends the 30 orders with a valid status. Clear and re-run the run.
-        wh.insert([message("orders", {**m.value, "status": "paid"}, m.event_ts) for m in garbage])
+        # Fix the data as the runbook says: the producer re-sends the batch's orders, the 30 with a valid status
+        # (re-running the extract hour re-publishes all of them). Clear and re-run the run.
+        wh.insert([message("orders", {**m.value, "status": "paid"}, m.event_ts) for m in garbage] + valid_orders)
         wh.conn.rollback()
         # dag.test with the same logical date clears the run's task instances and runs them again
         rerun = dag.test(logical_date=logical_date, mark_success_pattern=r"^reconcile$")
