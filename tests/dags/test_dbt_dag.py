@@ -62,15 +62,17 @@ def test_model_tasks_follow_the_dbt_graph_across_groups(dag):
     assert "silver.customers_model_build" in dag.get_task("gold.dim_customers_model_build").upstream_task_ids
 
 
-def test_relationships_tests_gate_the_child_model(dag):
+def test_a_test_across_two_models_gates_the_child_model(dag):
     from shopstream.dbt.build_once import gating_tests
 
     manifest, models = _models()
-    orders = next(m for m, n in models.items() if n["name"] == "orders" and "silver" in n["tags"])
-    customers = next(m for m, n in models.items() if n["name"] == "customers" and "silver" in n["tags"])
-    rel = [t for t in gating_tests(manifest, orders) if t.startswith("test.") and "relationships" in t]
-    assert any("customer_id" in t for t in rel), rel  # orders.customer_id -> customers: gates orders ...
-    assert not any(t in gating_tests(manifest, customers) for t in rel)  # ... not customers
+    orders = next(m for m, n in models.items() if n["name"] == "fct_orders")
+    items = next(m for m, n in models.items() if n["name"] == "fct_order_items")
+    # fct_order_items' line totals against fct_orders.total_amount: gates fct_order_items ...
+    totals = [t for t in gating_tests(manifest, items) if "line_totals_add_up_to_order_total" in t]
+    assert totals and all(set(manifest["parent_map"][t]) == {orders, items} for t in totals)
+    assert not any(t in gating_tests(manifest, orders) for t in totals)  # ... not fct_orders
+    assert dag.get_task("gold.fct_order_items_model_build").indirect_selection == "buildable"
     assert dag.get_task("silver.orders_model_build").indirect_selection == "buildable"
 
 

@@ -41,6 +41,8 @@ from shopstream.dbt.runner import QUIET_ENV, env_for, patched_env
 from shopstream.dbt.warehouse import SPEC_COLUMNS
 from shopstream.topics import TOPICS, env_var
 
+from tests.support.warehouse import assert_every_data_test_ran
+
 ROOT = Path(__file__).resolve().parents[2]
 BASES = TOPICS
 GROUP = "shopstream-bronze"
@@ -71,7 +73,7 @@ def assert_build_passed(run) -> None:
     """An in-process `dbt build` (shopstream.dbt.runner.DbtRun) passed every node, data tests included."""
     bad = [(r["unique_id"], r["status"], r["message"]) for r in run.results if r["status"] not in ("success", "pass")]
     assert run.success and not bad, bad
-    assert sum(r["unique_id"].startswith("test.") for r in run.results) >= 40, "data tests did not run"
+    assert_every_data_test_ran(run)
 
 
 def base_env() -> dict[str, str]:

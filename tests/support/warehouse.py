@@ -4,6 +4,7 @@ event_ts), and `dbt build` against it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -15,6 +16,21 @@ from tests.support.contract_messages import Message, canonical, partition_for
 ROOT = Path(__file__).resolve().parents[2]
 BRONZE_SQL = sorted((ROOT / "include" / "sql" / "bronze").glob("*.sql"))
 DBT_SUPPORT_SQL = sorted((ROOT / "include" / "sql" / "dbt").glob("*.sql"))
+
+
+def project_data_tests() -> set[str]:
+    """The data tests of the dbt project (unique ids, from the committed manifest): a full `dbt build` runs them
+    all."""
+    from shopstream.dbt.paths import MANIFEST_PATH
+
+    return {n for n in json.loads(MANIFEST_PATH.read_text())["nodes"] if n.startswith("test.")}
+
+
+def assert_every_data_test_ran(run) -> None:
+    ran = {r["unique_id"] for r in run.results if r["unique_id"].startswith("test.")}
+    missing = project_data_tests() - ran
+    assert ran and not missing, f"data tests did not run (or the committed manifest is stale: make dbt-manifest): " \
+                                f"{sorted(missing)}"
 
 
 def apply_bronze_ddl(conn) -> None:
