@@ -34,6 +34,10 @@ def test_docs_have_every_models_columns_and_are_not_regenerated_while_current(fr
     assert "order_id" in catalog["nodes"]["model.shopstream.fct_orders"]["columns"]
     assert "source.shopstream.bronze.raw_events" in catalog["sources"]
     assert "<html" in (out / "index.html").read_text()[:2000].lower()
+    # The docs show the YAML's descriptions (the spec's words for the spec's tables, tests/unit/test_dbt_descriptions.py)
+    fct_orders = json.loads((out / "manifest.json").read_text())["nodes"]["model.shopstream.fct_orders"]
+    assert fct_orders["description"].startswith("Orders fact table for analytics.")
+    assert fct_orders["columns"]["customer_email"]["description"].startswith("Customer email (denormalized)")
 
     again = docs.generate_here(out, params=fresh_database)
     assert not again["generated"] and "current" in again["why"]
