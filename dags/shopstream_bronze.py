@@ -16,7 +16,8 @@ all four topic Assets, one run at a time:
   compare-and-set and the UNIQUE (topic, partition, offset) constraint).
 - `publish`: logs the totals and emits the Asset `shopstream.bronze.raw_events` (extra: the totals and, per topic,
   inserted, quarantined by reason and the remaining lag, and the extract hours this run loaded for the dbt DAG's
-  reconciliation: shopstream.reconcile.windows; its XCom: the merged counts of every load).
+  reconciliation: shopstream.reconcile.windows; its XCom: the merged counts of every load), and records the
+  per-topic counts in ops.bronze_loads (shopstream.ops).
 
 Params: `topics` (default: the contract's four, renamed by SHOPSTREAM_TOPIC_<NAME> like the extract DAG),
 `load_tasks`, `consumer_group`, `max_seconds` (per load task; the rest stays as lag for the next run).
@@ -84,7 +85,8 @@ def shopstream_bronze():
         from shopstream.reconcile import windows
 
         merged = airflow_entry.summarize(list(results))
-        windows.record_bronze_event(outlet_events, merged, inlet_events, dag_run)  # totals + the hours loaded
+        extra = windows.record_bronze_event(outlet_events, merged, inlet_events, dag_run)  # totals + hours loaded
+        airflow_entry.record_ops(merged, extra, dag_run)  # ops.bronze_loads: the Pipeline health dashboard
         return merged
 
     publish(load.expand(partitions=plan_partitions()))

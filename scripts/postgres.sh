@@ -123,7 +123,7 @@ secure_database() {
     echo "SET client_min_messages = warning;"
     echo "BEGIN;"
     cat "$SECURITY_SQL/20_database_begin.sql"
-    for f in "$ROOT"/include/sql/bronze/*.sql "$ROOT"/include/sql/dbt/*.sql; do cat "$f"; echo; done
+    for f in "$ROOT"/include/sql/bronze/*.sql "$ROOT"/include/sql/ops/*.sql "$ROOT"/include/sql/dbt/*.sql; do cat "$f"; echo; done
     cat "$SECURITY_SQL/30_database_grants.sql"
     echo "COMMIT;"
   } | superuser_psql_in "$db" -v db="$db" -v owner="$SHOPSTREAM_PG_OWNER_ROLE" -v dbt="$PGUSER" \

@@ -36,7 +36,7 @@ SQL
   echo "SET client_min_messages = warning;"
   echo "BEGIN;"
   echo "\\i $sql/security/20_database_begin.sql"
-  for f in "$sql"/bronze/*.sql "$sql"/dbt/*.sql; do echo "\\i $f"; done
+  for f in "$sql"/bronze/*.sql "$sql"/ops/*.sql "$sql"/dbt/*.sql; do echo "\\i $f"; done
   echo "\\i $sql/security/30_database_grants.sql"
   echo "COMMIT;"
 } | psql -X -q -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres \

@@ -16,6 +16,7 @@ from tests.support.contract_messages import Message, canonical, partition_for
 ROOT = Path(__file__).resolve().parents[2]
 BRONZE_SQL = sorted((ROOT / "include" / "sql" / "bronze").glob("*.sql"))
 DBT_SUPPORT_SQL = sorted((ROOT / "include" / "sql" / "dbt").glob("*.sql"))
+OPS_SQL = sorted((ROOT / "include" / "sql" / "ops").glob("*.sql"))
 
 
 def project_data_tests() -> set[str]:
@@ -34,8 +35,9 @@ def assert_every_data_test_ran(run) -> None:
 
 
 def apply_bronze_ddl(conn) -> None:
-    """Create bronze (the loader's DDL) plus the indexes the dbt models need (include/sql/dbt)."""
-    for path in [*BRONZE_SQL, *DBT_SUPPORT_SQL]:
+    """Create bronze (the loader's DDL) plus the indexes the dbt models need (include/sql/dbt) and the tasks'
+    run records (include/sql/ops)."""
+    for path in [*BRONZE_SQL, *OPS_SQL, *DBT_SUPPORT_SQL]:
         conn.execute(path.read_text())
     conn.commit()
 

@@ -10,14 +10,20 @@ from shopstream.extract.tasks import settings_from_params, topic_name
 
 
 class _Msg:
-    def __init__(self, topic, key):
-        self._topic, self._key = topic, key
+    def __init__(self, topic, key, offset=0):
+        self._topic, self._key, self._offset = topic, key, offset
 
     def topic(self):
         return self._topic
 
     def key(self):
         return self._key
+
+    def partition(self):
+        return 0
+
+    def offset(self):
+        return self._offset
 
 
 class FakeProducer:
@@ -29,6 +35,7 @@ class FakeProducer:
         self.pending = []
         self.produced = []
         self.polls = 0
+        self.delivered = 0
 
     def produce(self, topic, value=None, key=None, timestamp=None, headers=None, on_delivery=None):
         if self.buffer_full:
@@ -46,7 +53,8 @@ class FakeProducer:
                 keep.append((topic, key, cb))
                 continue
             err = KafkaError(KafkaError._MSG_TIMED_OUT) if key in self.fail else None
-            cb(err, _Msg(topic, key))
+            self.delivered += err is None
+            cb(err, _Msg(topic, key, self.delivered - 1))
         self.pending = keep
 
     def poll(self, timeout=0):
@@ -67,6 +75,7 @@ def test_all_delivered():
     p = FakeProducer()
     result = publish(msgs(2500), {"bootstrap.servers": "x"}, producer=p)
     assert result.published == 2500 and result.per_topic == {"t": 2500}
+    assert result.offsets == {"t": {0: [0, 2499]}}  # recorded in ops.extract_published
     topic, key, value, ts, headers = p.produced[7]
     assert (topic, key, value, ts, headers) == ("t", b"k7", b"{}", 1007, [("h", b"v")])
 

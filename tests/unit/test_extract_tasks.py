@@ -51,6 +51,17 @@ def connections(monkeypatch):
                                                                  "schema": "http"}))
     monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps({"conn_type": "kafka",
                                                                  "extra": {"bootstrap.servers": "kafka.invalid:9092"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", json.dumps({"conn_type": "postgres", "host": "pg.invalid",
+                                                                "port": 5432, "login": "u", "schema": "db"}))
+
+
+@pytest.fixture(autouse=True)
+def ops_records(monkeypatch):
+    """What the task records in the ops schema (shopstream.ops), captured instead of written."""
+    out = []
+    monkeypatch.setattr(tasks.ops, "record_extract",
+                        lambda target, results, run_id: out.append((target, tasks.ops.extract_rows(results, run_id))))
+    return out
 
 
 @pytest.fixture
@@ -143,3 +154,24 @@ def test_run_extract_task_without_a_date_fails_before_fetching(catalog, sent, mo
     with pytest.raises(ValueError, match="logical hour"):
         tasks.run_extract_task("customers", {"data_interval_start": None, "logical_date": None})
     assert client.fetched == [] and sent == []
+
+
+def test_run_extract_hour_task_records_what_it_published_in_the_ops_schema(catalog, sent, ops_records, monkeypatch):
+    client = FakeClient(catalog)
+    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
+    monkeypatch.setattr(tasks, "kafka_config", lambda conn_id: {"bootstrap.servers": conn_id})
+    context = {"data_interval_start": pendulum.datetime(2026, 11, 27, 13, tz="UTC"),
+               "logical_date": pendulum.datetime(2026, 11, 27, 14, tz="UTC"), "run_id": "manual__x"}
+    results = tasks.run_extract_hour_task(context)
+    [(target, rows)] = ops_records
+    assert target == "warehouse_db"
+    by_topic = {r["base_topic"]: r for r in rows}
+    assert set(by_topic) == set(TOPICS)
+    messages = {topic: msgs for (msgs, _), topic in zip(sent, TOPICS, strict=True)}
+    for topic, row in by_topic.items():
+        assert row["logical_hour"] == datetime(2026, 11, 27, 13) and row["dag_run_id"] == "manual__x"
+        assert row["messages"] == results[topic]["published"] == len(messages[topic])
+        assert row["keys"] == len({m.key for m in messages[topic]}) > 0
+    orders = {m.key: json.loads(m.value) for m in messages["orders"]}
+    assert by_topic["orders"]["order_items"] == sum(len(o["items"]) for o in orders.values()) > 0
+    assert by_topic["customers"]["order_items"] is None

@@ -202,7 +202,7 @@ def test_conf_hours_override_the_window_and_an_empty_list_accepts_the_state():
     run = SimpleNamespace(conf={"reconcile_hours": ["2026-03-14T23:00:00Z", H]}, run_after=at(20))
     chosen = windows.hours_for_run(run, inlets)
     assert chosen["hours"] == [datetime(2026, 3, 14, 22, tzinfo=UTC), datetime(2026, 3, 14, 23, tzinfo=UTC)]
-    assert chosen["recorded"] is None  # recomputed from the derivation
+    assert chosen["recorded"] is None  # no asset-event record: what extract recorded in ops (reconcile.published)
     run.conf = {"reconcile_hours": []}
     chosen = windows.hours_for_run(run, inlets)
     assert chosen["hours"] == [] and chosen["until"] == at(20)
@@ -257,9 +257,46 @@ def test_reconciled_event_marks_where_the_next_window_starts():
     assert chosen["recorded"] == {"2026-03-14T23:00:00Z": {"orders": 2}}
 
 
-def test_published_counts_derive_from_the_catalogue_the_client_fetches():
-    users = [{"id": 1, "firstName": "A", "lastName": "B", "email": "u1@x.io"}]
-    catalog = {"users": users, "products": [{"id": 1, "title": "p", "price": 1.5, "category": "c"}], "carts": []}
-    client = SimpleNamespace(fetch_catalog=lambda: catalog)
-    hours = [datetime(2026, 3, 14, 22, tzinfo=UTC)]
-    assert published.published_counts(hours, client) == published.expected_from_derivation(catalog, hours)
+class FakeOpsConn:
+    """A psycopg connection whose only query is ops.extract_published's read."""
+
+    def __init__(self, rows):
+        self.rows, self.params = rows, None
+
+    def execute(self, sql, params):
+        assert "from ops.extract_published" in sql
+        self.params = params
+        return SimpleNamespace(fetchall=lambda: self.rows)
+
+
+def test_expected_counts_are_what_extract_recorded_then_the_asset_events_never_the_generator():
+    recorded = [(datetime(2026, 3, 14, 22), "orders-x", 19, 41), (datetime(2026, 3, 14, 22), "events-x", 300, None)]
+    conn = FakeOpsConn(recorded)
+    topics = {"orders": "orders-x", "events": "events-x", "customers": "customers-x"}
+    hours = [datetime(2026, 3, 14, 22, tzinfo=UTC), datetime(2026, 3, 14, 23, tzinfo=UTC)]
+    found = published.expected_counts(conn, hours, topics,
+                                      {H: {"orders": 25, "customers": 208}, "2026-03-14T23:00:00Z": {"orders": 7}})
+    # the recorded keys win over the asset events' message counts; a topic or hour the table lacks falls back
+    assert found == {H: {"orders": 19, "order_items": 41, "events": 300, "customers": 208},
+                     "2026-03-14T23:00:00Z": {"orders": 7}}
+    assert conn.params == [[datetime(2026, 3, 14, 22), datetime(2026, 3, 14, 23)], ["orders-x", "events-x",
+                                                                                     "customers-x"]]
+    # an hour nobody recorded has no expected counts: its kafka->bronze check is skipped, not a false alarm
+    assert published.expected_counts(FakeOpsConn([]), hours, topics) == {}
+
+
+def test_a_key_in_a_wrong_version_is_a_mismatch_with_examples():
+    bad = row(entity="customers", wrong_version=2, wrong_version_keys=("17", "42"))
+    assert checks.check_hour(bad) == [Mismatch(H, "customers", "version", 0, 2,
+                                               "keys not in the latest admitted version, e.g. 17, 42")]
+    assert "customers version: expected 0, found 2 (keys not in the latest admitted version, e.g. 17, 42)" in (
+        checks.format_table([bad]))
+
+
+def test_the_version_order_of_orders_is_dbts():
+    import yaml
+    from shopstream.dbt.paths import PROJECT_DIR
+    from shopstream.reconcile.warehouse import ORDER_STATUSES
+
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    assert tuple(project["vars"]["order_statuses"]) == ORDER_STATUSES

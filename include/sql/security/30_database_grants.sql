@@ -5,7 +5,11 @@
 --   dbt     : CONNECT, TEMP, CREATE (its own schemas); owns staging/silver/gold; SELECT on bronze (and the
 --             sequence bronze.stable_high_watermark() reads). No write on bronze.
 --   analyst : CONNECT; USAGE on gold and SELECT on its tables and views, now and future ones (default
---             privileges of the dbt role). Nothing in bronze, staging or silver.
+--             privileges of the dbt role); USAGE on ops and SELECT on its tables. Nothing in bronze, staging or
+--             silver.
+--   ops     : (include/sql/ops, owned by the owner role) the tasks' run records: the loader (bronze publish)
+--             and dbt (extract, reconcile: Airflow's warehouse role) SELECT+INSERT+UPDATE (their upserts), no
+--             DELETE/TRUNCATE/DDL; analysts SELECT.
 RESET ROLE;
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"loader";
@@ -32,3 +36,10 @@ REVOKE ALL ON ALL TABLES IN SCHEMA gold FROM :"analyst";
 GRANT USAGE ON SCHEMA gold TO :"analyst";
 GRANT SELECT ON ALL TABLES IN SCHEMA gold TO :"analyst";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"dbt" IN SCHEMA gold GRANT SELECT ON TABLES TO :"analyst";
+
+-- ops: the tasks' run records (shopstream.ops upserts them); read by the Pipeline health dashboard.
+REVOKE ALL ON SCHEMA ops FROM PUBLIC, :"loader", :"dbt", :"analyst";
+REVOKE ALL ON ALL TABLES IN SCHEMA ops FROM PUBLIC, :"loader", :"dbt", :"analyst";
+GRANT USAGE ON SCHEMA ops TO :"loader", :"dbt", :"analyst";
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA ops TO :"loader", :"dbt";
+GRANT SELECT ON ALL TABLES IN SCHEMA ops TO :"analyst";

@@ -93,3 +93,13 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     merged = merge_results(results)
     log_merged(merged)
     return merged
+
+
+def record_ops(merged: dict[str, Any], asset_extra: dict[str, Any] | None, dag_run: Any,
+               warehouse_conn_id: str = BRONZE_CONN_ID) -> int:
+    """What this run's loads stored, per topic, into ops.bronze_loads (shopstream.ops), with the extract hours the
+    run loaded (its Asset event's `extract`); a retried `publish` overwrites its rows."""
+    from shopstream import ops
+
+    return ops.record_bronze_loads(warehouse_conn_id, merged, getattr(dag_run, "run_id", None) or "manual",
+                                   ((asset_extra or {}).get("extract") or {}).keys())

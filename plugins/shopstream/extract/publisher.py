@@ -68,6 +68,8 @@ class PublishResult:
     published: int = 0
     per_topic: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: {topic: {partition: [first offset, last offset]}} of the delivered messages (recorded in ops.extract_published)
+    offsets: dict[str, dict[int, list[int]]] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -106,10 +108,13 @@ def publish(
     if own:
         producer = Producer(producer_settings(producer_config))
     state: dict[str, Any] = {"ok": 0, "failed": 0, "first_error": None}
+    offsets: dict[str, dict[int, list[int]]] = {}
 
     def on_delivery(err: KafkaError | None, msg: Any) -> None:
         if err is None:
             state["ok"] += 1
+            span = offsets.setdefault(msg.topic(), {}).setdefault(msg.partition(), [msg.offset(), msg.offset()])
+            span[0], span[1] = min(span[0], msg.offset()), max(span[1], msg.offset())
         else:
             state["failed"] += 1
             if state["first_error"] is None:
@@ -158,7 +163,7 @@ def publish(
                 producer.poll(0)
             producer.close()
     log.info("published %d messages in %.2f s (%s)", sent, elapsed, per_topic)
-    return PublishResult(published=state["ok"], per_topic=per_topic, seconds=elapsed)
+    return PublishResult(published=state["ok"], per_topic=per_topic, seconds=elapsed, offsets=offsets)
 
 
 def open_producer(producer_config: Mapping[str, Any]) -> Producer:

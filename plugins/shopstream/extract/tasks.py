@@ -19,14 +19,17 @@ task publishes to; read when the task runs, never at DAG parse time.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from shopstream import ops
 from shopstream.connections import DUMMYJSON_API as DUMMYJSON_CONN_ID
 from shopstream.connections import KAFKA as KAFKA_CONN_ID
+from shopstream.connections import WAREHOUSE_DB as WAREHOUSE_CONN_ID
 from shopstream.connections import kafka_config
 from shopstream.extract.derive import (
     DEFAULT_EVENTS_PER_HOUR,
@@ -84,10 +87,22 @@ def publish_topic(
         "topic": name,
         "logical_hour": hour_iso(hour),
         "published": result.published,
+        **published_keys(base_topic, messages),
+        "offsets": {str(p): span for p, span in sorted((result.offsets or {}).get(name, {}).items())},
         "build_seconds": round(build_seconds, 3),
         "publish_seconds": round(result.seconds, 3),
         "publish_rate": round(result.rate, 1),
     }
+
+
+def published_keys(base_topic: str, messages: Sequence[Any]) -> dict[str, int]:
+    """What the reconciliation counts of a topic's messages: distinct `keys`, and for orders the `order_items`
+    of the last message of each order (the version silver ends up with when the hour is the latest)."""
+    last = {m.key: m for m in messages}
+    out = {"keys": len(last)}
+    if base_topic == "orders":
+        out["order_items"] = sum(len(json.loads(m.value).get("items") or ()) for m in last.values())
+    return out
 
 
 def _fetch(client: Any, resources: tuple[str, ...]) -> tuple[Snapshot, dict[str, Any]]:
@@ -169,11 +184,12 @@ def dummyjson_client(conn_id: str = DUMMYJSON_CONN_ID) -> Any:
 def run_extract_hour_task(context: Mapping[str, Any], base_topics: tuple[str, ...] = TOPICS
                           ) -> dict[str, dict[str, Any]]:
     """The body of the DAG's `publish_hour` task: every topic of the run's logical hour; one asset event per topic
-    (extra: `logical_hour`, `topic`, `messages`)."""
+    (extra: `logical_hour`, `topic`, `messages`) and one `ops.extract_published` row per topic (messages, keys,
+    Kafka offsets; through the `warehouse_db` connection, `shopstream.ops`)."""
     from shopstream import config
     from shopstream.assets import KAFKA_TOPIC_ASSETS
 
-    config.task_preflight([DUMMYJSON_CONN_ID, KAFKA_CONN_ID], topics=True)
+    config.task_preflight([DUMMYJSON_CONN_ID, KAFKA_CONN_ID, WAREHOUSE_CONN_ID], topics=True)
     hour = logical_hour(context)
     settings = settings_from_params(context.get("params"))
     names = {base: topic_name(base) for base in base_topics}
@@ -196,6 +212,8 @@ def run_extract_hour_task(context: Mapping[str, Any], base_topics: tuple[str, ..
             }
         log.info("%s: logical hour %s, published %d to %r, %.0f msg/s", base, counts["logical_hour"],
                  counts["published"], counts["topic"], counts["publish_rate"])
+    # What was published, for the reconciliation and the Pipeline health dashboard (a retry overwrites it).
+    ops.record_extract(WAREHOUSE_CONN_ID, results, context.get("run_id"))
     return results
 
 

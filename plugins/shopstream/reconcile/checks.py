@@ -8,7 +8,7 @@ task logs and the CLI prints, and builds the summary the task returns (its XCom)
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -30,6 +30,10 @@ class HourCounts:
     silver: int
     silver_quarantine: int
     gold: int | None  # None: no per-key gold table (events)
+    # keys whose silver row is not the latest version staging admitted, or whose gold row differs from silver
+    wrong_version: int = 0
+    wrong_version_keys: tuple[str, ...] = ()  # a few of them, for the message
+    silver_quarantine_by_reason: dict[str, int] = field(default_factory=dict, compare=False)  # messages
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,11 @@ class Mismatch:
     check: str  # kafka->bronze, bronze->silver, silver->gold, silver->gold_fact, gold_fact->gold_agg
     expected: int | Decimal
     actual: int | Decimal
+    detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.where} {self.entity} {self.check}: expected {self.expected}, found {self.actual}"
+        text = f"{self.where} {self.entity} {self.check}: expected {self.expected}, found {self.actual}"
+        return f"{text} ({self.detail})" if self.detail else text
 
 
 def check_hour(row: HourCounts) -> list[Mismatch]:
@@ -62,6 +68,9 @@ def check_hour(row: HourCounts) -> list[Mismatch]:
         out.append(Mismatch(row.hour, row.entity, "bronze->silver", row.bronze, row.silver + row.silver_quarantine))
     if row.gold is not None and row.gold != row.silver:
         out.append(Mismatch(row.hour, row.entity, "silver->gold", row.silver, row.gold))
+    if row.wrong_version:
+        out.append(Mismatch(row.hour, row.entity, "version", 0, row.wrong_version,
+                            "keys not in the latest admitted version, e.g. " + ", ".join(row.wrong_version_keys)))
     return out
 
 
@@ -126,9 +135,11 @@ def summarize(hours: Sequence[datetime], hour_rows: Sequence[HourCounts], day_ro
     return {
         "hours": [hour_iso(h) for h in hours],
         "ok": not mismatches,
-        "counts": [asdict(r) for r in hour_rows],
+        "counts": [{**asdict(r), "wrong_version_keys": list(r.wrong_version_keys)} for r in hour_rows],
         "days": [{**asdict(d), "silver": str(d.silver), "gold_fact": _cell(d.gold_fact), "gold_agg": str(d.gold_agg)}
                  for d in day_rows],
         "mismatches": [str(m) for m in mismatches],
+        "mismatch_rows": [{"where": m.where, "entity": m.entity, "check": m.check, "text": str(m)}
+                          for m in mismatches],
         "table": format_table(hour_rows, day_rows, mismatches),
     }

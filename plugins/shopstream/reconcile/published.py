@@ -1,10 +1,16 @@
-"""What extract published in given hours (the `published` column), for hours no asset event recorded.
+"""What extract published in given hours (the `published` column): what it *recorded*, never a re-derivation.
 
-On the scheduled path the counts come with the asset events: the extract tasks record them, the bronze run
-carries them (`shopstream.reconcile.windows`). Hours named by hand - `python -m shopstream.reconcile --hour`,
-or a dbt run with conf `{"reconcile_hours": [...]}` - have no such record, and `published_counts` re-derives
-them: the DummyJSON catalogue fetched now, run through the extract derivation (`shopstream.extract`) with the
-default settings or the run's `seed`/`order_rate`/`events_per_hour`.
+The extract task records, per logical hour and Kafka topic, the messages it delivered and their distinct keys
+(orders: and items) in `ops.extract_published` (`shopstream.ops`); the bronze Asset events carry the message
+counts too (`shopstream.reconcile.windows`). `expected_counts` reads the record for any hour - scheduled, named
+by hand (`python -m shopstream.reconcile --hour`, a dbt run with conf `{"reconcile_hours": [...]}`), produced by
+the generator or by anything else that extract published - and falls back to the asset events' counts for an
+hour the table does not hold. An hour nothing recorded has no `published` entry: its kafka->bronze check is
+skipped (the table shows `-`) instead of comparing with what the generator would produce today, which raised
+false alarms for every hour produced otherwise (another catalogue, other settings, hand-made messages).
+
+`expected_from_derivation` is the generator's side, kept for the tests' oracle: the counts the extract stage
+*would* publish from a catalogue.
 """
 
 from __future__ import annotations
@@ -18,17 +24,18 @@ from shopstream.hours import hour_iso, to_utc_hour
 from shopstream.topics import TOPICS
 
 
-def published_counts(hours: Iterable[datetime], dummyjson: Any, settings: Any = None) -> dict[str, dict[str, int]]:
-    """{hour: {base topic / 'order_items': distinct keys}} that extract published in `hours`.
+def expected_counts(conn: Any, hours: Iterable[datetime], topics: Mapping[str, str],
+                    asset_events: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, dict[str, int]]:
+    """{hour: {base topic / 'order_items': distinct keys}} extract recorded as published in `hours` on the Kafka
+    topics `topics` ({base: name}): `ops.extract_published` (psycopg 3 connection `conn`), else the messages of
+    the asset events' record (`asset_events`: {hour: {base topic: messages}}) per hour and topic."""
+    from shopstream.ops import published_counts
 
-    Today re-derived: the catalogue fetched again through `dummyjson` (a DummyJSONClient; the caller opens and
-    closes it), then `expected_from_derivation`. That is right only while DummyJSON still serves the catalogue
-    the hour was extracted from and the hour was produced with `settings`. Reading what extract recorded as
-    published instead (its asset-event extras, Kafka offsets; issue #13) is a change of this function: its two
-    callers (`shopstream.reconcile.task`, `shopstream.reconcile.cli`) use the result as it is and change at most
-    in what they pass in (the source to read instead of a DummyJSON client).
-    """
-    return expected_from_derivation(dummyjson.fetch_catalog(), hours, settings)
+    recorded = published_counts(conn, hours, topics)
+    for hour, counts in (asset_events or {}).items():
+        for base, n in counts.items():
+            recorded.setdefault(hour, {}).setdefault(base, int(n))
+    return recorded
 
 
 def expected_from_derivation(catalog: Mapping[str, Sequence[Mapping[str, Any]]], hours: Iterable[datetime],

@@ -2,9 +2,11 @@
 
 Inlets: the bronze and the reconciled Assets; outlet: the reconciled Asset, whose extra carries the window's end
 for the next run (`shopstream.reconcile.windows`). The warehouse is read through the `warehouse_db` connection
-(`shopstream.connections`: TLS extras included); hours named by the run's conf have their expected counts
-recomputed from the `dummyjson_api` connection (`shopstream.reconcile.published`). A mismatch fails the task
-without retries (it is deterministic) with the whole table.
+(`shopstream.connections`: TLS extras included); the expected counts are what extract recorded as published
+(`ops.extract_published`, else the asset events' counts: `shopstream.reconcile.published`), for the window's
+hours and for hours named by the run's conf alike. The results, mismatches included, are recorded in
+`ops.reconcile_results` (`shopstream.ops`; a retry overwrites them). A mismatch fails the task without retries
+(it is deterministic) with the whole table.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shopstream import connections
+from shopstream import connections, ops
 from shopstream.hours import hour_iso
 from shopstream.reconcile import windows
 from shopstream.reconcile.checks import ReconciliationError
+from shopstream.reconcile.published import expected_counts
 from shopstream.reconcile.warehouse import reconcile
+from shopstream.topics import topic_names
 
 log = logging.getLogger("shopstream.reconcile")
 
@@ -30,16 +34,16 @@ def run_reconcile_task(dag_run: Any, inlet_events: Any, outlet_events: Any) -> d
     hours, how = chosen["hours"], chosen["how"]
     if hours:
         log.info("reconciling %s (%s)", ", ".join(hour_iso(h) for h in hours), how)
-        expected = chosen["recorded"]
-        if expected is None:
-            expected = _published_counts_from_airflow(hours, getattr(dag_run, "conf", None) or {})
+        topics = topic_names()
         with psycopg.connect(connections.postgres_conninfo(connections.WAREHOUSE_DB), autocommit=True) as conn:
-            try:
-                summary = reconcile(conn, hours, expected)
-            except ReconciliationError as exc:
-                from airflow.sdk.exceptions import AirflowFailException
+            expected = expected_counts(conn, hours, topics, chosen["recorded"])
+            summary = reconcile(conn, hours, expected, topics, raise_on_mismatch=False)
+            ops.record_reconciliation(conn, summary, topics, getattr(dag_run, "run_id", None))
+        if not summary["ok"]:
+            from airflow.sdk.exceptions import AirflowFailException
 
-                raise AirflowFailException(str(exc)) from exc  # deterministic: no retries
+            error = ReconciliationError(f"counts do not add up for {', '.join(summary['hours'])}:\n{summary['table']}")
+            raise AirflowFailException(str(error)) from error  # deterministic: no retries
     else:
         log.warning("reconcile: no hour to reconcile (%s)", how)
         summary = {"hours": [], "ok": True}
@@ -47,12 +51,3 @@ def run_reconcile_task(dag_run: Any, inlet_events: Any, outlet_events: Any) -> d
     windows.record_reconciled_event(outlet_events, chosen["until"], summary["hours"])
     return summary
 
-
-def _published_counts_from_airflow(hours: list, conf: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Expected counts of hours named by the run's conf: DummyJSON through the `dummyjson_api` connection, the
-    derivation settings from the conf (`seed`, `order_rate`, `events_per_hour`; defaults when absent)."""
-    from shopstream.extract.tasks import dummyjson_client, settings_from_params
-    from shopstream.reconcile.published import published_counts
-
-    with dummyjson_client() as client:
-        return published_counts(hours, client, settings_from_params(conf))

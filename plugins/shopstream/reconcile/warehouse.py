@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -81,8 +81,94 @@ select
 """
 
 
+#: The lifecycle order of an order's statuses: dbt's var `order_statuses` (include/dbt/shopstream/dbt_project.yml),
+#: which `version_order` uses to order versions of an order that share their timestamp (a unit test pins the two).
+ORDER_STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled")
+
+#: entity -> (staging table, newest-first order of its versions: macros/version_order.sql, over staging columns)
+VERSIONED: dict[str, tuple[str, str]] = {
+    "customers": ("staging.stg_customers", "s._event_ts desc, s._partition desc, s._offset desc"),
+    "products": ("staging.stg_products", "s._event_ts desc, s._partition desc, s._offset desc"),
+    "orders": ("staging.stg_orders",
+               "s._event_ts desc, coalesce(array_position(%(statuses)s::text[], s.status::text), 0) desc, "
+               "s._partition desc, s._offset desc"),
+    "events": ("staging.stg_events", "s._event_ts desc, s._partition desc, s._offset desc"),
+}
+
+#: entity -> a condition true when gold's row `g` does not show silver's row `v` (None: no per-key gold row)
+GOLD_DIFFERS: dict[str, str | None] = {
+    "customers": "(g.email, g.updated_at) is distinct from (v.email, v.updated_at)",
+    "products": "g.updated_at is distinct from v.updated_at",
+    "orders": "(g.customer_id, g.order_date, g.total_amount, g.status) is distinct from "
+              "(v.customer_id, v.order_date, v.total_amount, v.status) "
+              "or g.customer_email is distinct from (select c.email from silver.customers c "
+              "where c.customer_id = v.customer_id)",
+    "events": None,
+}
+
+# Versions, not only keys: per key of the hours, silver must hold the latest version staging admitted (by the
+# dbt models' own version order), and gold must show silver's row. One query per entity for all the hours.
+_VERSION_SQL = """
+with rows as (
+    select distinct date_trunc('hour', event_ts) as h, record_key as k
+    from bronze.raw_events
+    where topic = %(topic)s and event_ts >= %(lo)s and event_ts < %(hi)s
+      and date_trunc('hour', event_ts) = any(%(hours)s)
+),
+latest as (
+    select distinct on (s.{key}) s.{key} as k, s._bronze_id
+    from {staging} s
+    where s._status = 'admitted' and s.{key} in (select k from rows)
+    order by s.{key}, {order}
+),
+wrong as (
+    select l.k
+    from latest l left join {silver} v on v.{key} = l.k
+    where v._bronze_id is distinct from l._bronze_id
+    {gold_wrong}
+)
+select r.h, count(*), (array_agg(r.k order by r.k))[1:5]
+from rows r join wrong w on w.k = r.k
+group by r.h
+"""
+
+_GOLD_WRONG_SQL = """
+    union
+    select v.{key}
+    from {silver} v join {gold} g on g.{key} = v.{key}
+    where v.{key} in (select k from rows) and ({differs})
+"""
+
+_REASONS_SQL = """
+select coalesce(reason, '(none)'), count(*)
+from silver.quarantine
+where topic = %(topic)s and source_table = %(entity)s
+  and event_ts >= %(h)s and event_ts < %(h)s + interval '1 hour'
+group by 1
+"""
+
+
 def _naive(hour: datetime) -> datetime:
     return to_utc_hour(hour).replace(tzinfo=None)
+
+
+def wrong_versions(conn, hours: Iterable[datetime], topics: Mapping[str, str]
+                   ) -> dict[tuple[str, str], tuple[int, tuple[str, ...]]]:
+    """{(hour, entity): (keys held in a wrong version, a few of them)} for the hours' keys (see _VERSION_SQL)."""
+    naive = sorted({_naive(h) for h in hours})
+    if not naive:
+        return {}
+    out: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = {}
+    for entity, (staging, order) in VERSIONED.items():
+        topic, silver, key, gold = LAYOUT[entity]
+        gold_wrong = (_GOLD_WRONG_SQL.format(key=key, silver=silver, gold=gold, differs=GOLD_DIFFERS[entity])
+                      if GOLD_DIFFERS[entity] else "")
+        sql = _VERSION_SQL.format(key=key, staging=staging, order=order, silver=silver, gold_wrong=gold_wrong)
+        params = {"topic": topics[topic], "lo": naive[0], "hi": naive[-1] + timedelta(hours=1), "hours": naive,
+                  "statuses": list(ORDER_STATUSES)}
+        for h, n, sample in conn.execute(sql, params).fetchall():
+            out[(hour_iso(h.replace(tzinfo=UTC)), entity)] = (int(n), tuple(sample or ()))
+    return out
 
 
 def collect(conn, hours: Iterable[datetime], expected: Mapping[str, Mapping[str, int]] | None = None,
@@ -93,23 +179,30 @@ def collect(conn, hours: Iterable[datetime], expected: Mapping[str, Mapping[str,
     expected = expected or {}
     hour_rows: list[HourCounts] = []
     days: set[date] = set()
-    for hour in sorted({to_utc_hour(h) for h in hours}):
+    hours = sorted({to_utc_hour(h) for h in hours})
+    versions = wrong_versions(conn, hours, topics)
+    for hour in hours:
         iso = hour_iso(hour)
         days.add(hour.date())
         exp = expected.get(iso, {})
         for entity in ENTITIES:
+            topic = topics["orders" if entity == "order_items" else LAYOUT[entity][0]]
+            reasons = {r: int(n) for r, n in conn.execute(_REASONS_SQL, {"topic": topic, "entity": entity,
+                                                                          "h": _naive(hour)}).fetchall()}
+            wrong, sample = versions.get((iso, entity), (0, ()))
             if entity == "order_items":
-                b, s, sq, g = conn.execute(_ITEMS_SQL, {"topic": topics["orders"], "h": _naive(hour)}).fetchone()
-                hour_rows.append(HourCounts(iso, entity, exp.get(entity), int(b), 0, int(s), int(sq), int(g)))
+                b, s, sq, g = conn.execute(_ITEMS_SQL, {"topic": topic, "h": _naive(hour)}).fetchone()
+                hour_rows.append(HourCounts(iso, entity, exp.get(entity), int(b), 0, int(s), int(sq), int(g),
+                                            silver_quarantine_by_reason=reasons))
                 continue
-            topic, silver, key, gold = LAYOUT[entity]
+            _, silver, key, gold = LAYOUT[entity]
             gold_count = (f"(select count(*) from in_silver join {gold} g on g.{key} = in_silver.k)"
                           if gold else "null")
             sql = _HOUR_SQL.format(silver=silver, key=key, gold_count=gold_count)
-            b, bq, s, sq, g = conn.execute(sql, {"topic": topics[topic], "h": _naive(hour),
+            b, bq, s, sq, g = conn.execute(sql, {"topic": topic, "h": _naive(hour),
                                                  "entity": entity}).fetchone()
-            hour_rows.append(HourCounts(iso, entity, exp.get(topic), int(b), int(bq), int(s), int(sq),
-                                        None if g is None else int(g)))
+            hour_rows.append(HourCounts(iso, entity, exp.get(LAYOUT[entity][0]), int(b), int(bq), int(s), int(sq),
+                                        None if g is None else int(g), wrong, sample, reasons))
     day_rows: list[DayCounts] = []
     for day in sorted(days):
         s_n, s_rev = conn.execute(
