@@ -42,6 +42,27 @@ def apply_bronze_ddl(conn) -> None:
     conn.commit()
 
 
+def published_results(messages: Iterable[Message], topic_names: dict[str, str] | None = None
+                      ) -> dict[str, dict[str, dict[str, Any]]]:
+    """{hour: {base topic: counts}} shaped like the extract task's results (what `shopstream.ops.record_extract`
+    records as published) for fixture messages: messages, distinct keys, order items of each order's last
+    version; the hour is each message's Kafka timestamp's."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    last: dict[tuple[str, str, str], Any] = {}
+    for m in messages:
+        hour = m.event_ts.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z")
+        name = (topic_names or {}).get(m.topic, m.topic)
+        counts = out.setdefault(hour, {}).setdefault(m.topic, {"topic": name, "logical_hour": hour, "published": 0})
+        counts["published"] += 1
+        last[(hour, m.topic, m.key)] = m.value
+    for (hour, topic, _), value in sorted(last.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))):
+        counts = out[hour][topic]
+        counts["keys"] = counts.get("keys", 0) + 1
+        if topic == "orders":
+            counts["order_items"] = counts.get("order_items", 0) + len(value.get("items") or ())
+    return out
+
+
 @dataclass
 class BronzeWriter:
     """Inserts messages into bronze.raw_events, assigning Kafka offsets per (topic, partition)."""
