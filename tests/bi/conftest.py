@@ -9,7 +9,7 @@ import os
 import subprocess
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,9 +17,9 @@ import psycopg
 import pytest
 
 from tests.e2e.harness import free_port
-from tests.support.contract_messages import base_hour, event, hour_messages, message
+from tests.support.contract_messages import base_hour, customer, event, hour_messages, message
 from tests.support.project_env import ROOT, SCRIPTS, admin_dsn, run_script
-from tests.support.warehouse import BronzeWriter
+from tests.support.warehouse import BronzeWriter, published_results
 
 # Events per funnel step and day (a shrinking funnel, so the funnel chart has a shape and the rate is < 100 %).
 FUNNEL = {"page_view": 40, "product_view": 24, "add_to_cart": 12, "checkout_start": 8, "checkout_complete": 5}
@@ -55,7 +55,37 @@ def fixture_days(first_hour) -> list:
                 eid = f"e-{hour:%Y%m%d%H}-{step}{n:05d}"
                 msgs.append(message("events", event(eid, event_type, cid, ts, **extra), ts))
                 n += 1
+        # one customer silver quarantines (invalid_email), for the Pipeline health dashboard's reasons
+        msgs.append(message("customers", customer(90 + day, "Bad", "Email", "not-an-email"), hour))
     return msgs
+
+
+def record_ops(params: dict, msgs: list) -> None:
+    """The ops rows the tasks would have written for the fixture's hours, the cheapest way: what extract published
+    (from the messages), one bronze load per topic (as the loader's role) and the reconciliation of every hour
+    (the real `shopstream.reconcile` on the built warehouse, as the dbt role)."""
+    from shopstream import ops
+    from shopstream.reconcile.published import expected_counts
+    from shopstream.reconcile.warehouse import reconcile
+
+    topics = {t: t for t in ("customers", "products", "orders", "events")}
+    published = published_results(msgs)
+    hours = sorted(datetime.fromisoformat(h.replace("Z", "+00:00")) for h in published)
+    with psycopg.connect(**params, autocommit=True) as conn:
+        for results in published.values():
+            ops.record_extract(conn, results, "bi-fixture")
+        summary = reconcile(conn, hours, expected_counts(conn, hours, topics), topics, raise_on_mismatch=False)
+        assert summary["ok"], summary["table"]
+        ops.record_reconciliation(conn, summary, topics, "bi-fixture")
+    loader = {**params, "user": os.environ["BRONZE_PGUSER"], "password": os.environ["BRONZE_PGPASSWORD"]}
+    with psycopg.connect(**loader, autocommit=True) as conn:
+        for n, hour in enumerate(published):
+            inserted = {t: c["published"] for t, c in published[hour].items()}
+            merged = {"topics": {t: {"inserted": k, "quarantined": 0, "remaining_lag": 0} for t, k in inserted.items()}}
+            ops.record_bronze_loads(conn, merged, f"bi-fixture-{n}", [hour])
+            # as if each hour had been loaded five minutes after it ended (the lag chart's time axis)
+            conn.execute("update ops.bronze_loads set loaded_at = %s where dag_run_id = %s",
+                         [datetime.fromisoformat(hour.replace("Z", "")) + timedelta(minutes=65), f"bi-fixture-{n}"])
 
 
 class RunningWarehouse(SimpleNamespace):
@@ -66,7 +96,8 @@ class RunningWarehouse(SimpleNamespace):
 @pytest.fixture(scope="session")
 def gold_warehouse(postgres_service, tmp_path_factory):
     """A new database secured like the real one (`scripts/postgres.sh secure`): bronze written by the loader's
-    role, silver and gold built by `dbt run` as the dbt role; the analysts' role reads gold only. Dropped after."""
+    role, silver and gold built by `dbt run` as the dbt role, the ops rows of those hours (`record_ops`); the
+    analysts' role reads gold and ops only. Dropped after."""
     from shopstream.dbt.runner import run_dbt
 
     name = f"t_bi_{uuid.uuid4().hex[:10]}"
@@ -76,9 +107,11 @@ def gold_warehouse(postgres_service, tmp_path_factory):
     try:
         run_script("postgres.sh", "secure", name)
         loader = {**params, "user": os.environ["BRONZE_PGUSER"], "password": os.environ["BRONZE_PGPASSWORD"]}
+        msgs = fixture_days(base_hour(days_ago=DAYS + 1, hour=10))
         with psycopg.connect(**loader) as conn:
-            BronzeWriter(conn).insert(fixture_days(base_hour(days_ago=DAYS + 1, hour=10)))
+            BronzeWriter(conn).insert(msgs)
         run_dbt(["run"], params, target_path=tmp_path_factory.mktemp("dbt-target"))
+        record_ops(params, msgs)
         yield RunningWarehouse(params=params, analyst_conn=analyst_connection(params))
     finally:
         with psycopg.connect(admin_dsn(), autocommit=True) as conn:

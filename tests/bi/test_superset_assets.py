@@ -1,8 +1,8 @@
 """The dashboards as code and Superset's warehouse connection, without starting Superset (fast).
 
 - The export under include/superset/assets/ is consistent: unique uuids, every chart on a dashboard, every
-  chart's dataset and every dataset's database in the export, physical datasets are gold models, virtual ones
-  read gold only, and no password or real URI is in git.
+  chart's dataset and every dataset's database in the export, physical datasets are gold models or ops tables,
+  virtual ones read only those, and no password or real URI is in git.
 - The URI Superset gets (include/superset/provision.py) is the analysts' login: the owner's, dbt's or the
   superuser's is refused; and through exactly that URI PostgreSQL answers gold and refuses silver, staging and
   bronze (a least-privilege database set up by `scripts/postgres.sh secure`).
@@ -25,6 +25,10 @@ from tests.bi.conftest import ASSETS
 from tests.support.project_env import ROOT
 
 GOLD_MODELS = {p.stem for p in (ROOT / "include" / "dbt" / "shopstream" / "models" / "gold").glob("*.sql")}
+#: the ops schema's tables (include/sql/ops: the tasks' run records, which the Pipeline health dashboard reads)
+OPS_TABLES = {t for p in (ROOT / "include" / "sql" / "ops").glob("*.sql")
+              for t in re.findall(r"CREATE TABLE IF NOT EXISTS ops\.([a-z_]+)", p.read_text())}
+READABLE = {"gold": GOLD_MODELS, "ops": OPS_TABLES}
 least_privilege = pytest.mark.parametrize("fresh_database", ["least_privilege"], indirect=True)
 
 
@@ -52,19 +56,20 @@ def test_the_export_is_consistent_and_holds_no_secret():
                                                         else "allow_csv_upload"] is False
     for name, ds in datasets.items():
         assert ds["database_uuid"] == database["uuid"], name
-        assert ds["schema"] == "gold", name
+        assert ds["schema"] in READABLE, name
         if ds["sql"]:
             relations = set(re.findall(r"\b(?:from|join)\s+([a-z_]+)\.([a-z_]+)", ds["sql"], re.I))
-            assert relations and all(s == "gold" and t in GOLD_MODELS for s, t in relations), (name, relations)
+            assert relations and all(t in READABLE.get(s, ()) for s, t in relations), (name, relations)
         else:
-            assert ds["table_name"] in GOLD_MODELS, name
+            assert ds["table_name"] in READABLE[ds["schema"]], name
     dataset_uuids = {ds["uuid"] for ds in datasets.values()}
     on_dashboards = [v["meta"]["uuid"] for d in dashboards.values() for v in d["position"].values()
                      if isinstance(v, dict) and v.get("type") == "CHART"]
     assert sorted(on_dashboards) == sorted(c["uuid"] for c in charts.values()), "a chart on no dashboard, or twice"
     for name, chart in charts.items():
         assert chart["dataset_uuid"] in dataset_uuids, name
-    assert {d["slug"] for d in dashboards.values()} == {"sales", "clickstream"}
+    assert {d["slug"] for d in dashboards.values()} == {"sales", "clickstream", "pipeline-health"}
+    assert OPS_TABLES == {"extract_published", "bronze_loads", "reconcile_results"}
 
 
 def test_superset_refuses_any_login_but_the_analysts(monkeypatch):
@@ -100,3 +105,9 @@ def test_superset_connection_reads_gold_and_is_refused_silver_staging_bronze(fre
                 conn.execute(f"SELECT * FROM {table}")
         with pytest.raises((errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)):
             conn.execute("INSERT INTO gold.t_bi_check VALUES (2)")
+        # the Pipeline health datasets over the ops schema answer through the same login (read-only)
+        for ds in export("datasets").values():
+            if ds["schema"] == "ops":
+                conn.execute(f"SELECT * FROM ({ds['sql'] or 'SELECT * FROM ops.' + ds['table_name']}) AS t LIMIT 1")
+        with pytest.raises((errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)):
+            conn.execute("DELETE FROM ops.reconcile_results")

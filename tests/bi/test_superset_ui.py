@@ -1,6 +1,7 @@
 """Superset in a real browser: headless Debian Chromium (Playwright, as tests/e2e/test_browser_ui.py) logs in to the
 Superset that scripts/superset.sh started on a gold warehouse (conftest: gold built by dbt from fixture bronze
-rows, no Airflow), opens each dashboard of include/superset/assets/, checks that every chart's query answered
+rows and the ops rows of those hours, no Airflow), opens each dashboard of include/superset/assets/ (Sales,
+Clickstream, Pipeline health), checks that every chart's query answered
 with rows and that no chart shows "No results" or an error, and saves a screenshot per dashboard under
 artifacts/. Also: a second start imports again without duplicating anything, and SQL Lab on Superset's
 warehouse connection cannot read silver or bronze (the analysts' role).
@@ -39,6 +40,7 @@ def dashboards() -> dict[str, list[str]]:
 def test_each_dashboard_renders_every_chart_with_data(superset):
     from playwright.sync_api import expect, sync_playwright
 
+    assert {"sales", "clickstream", "pipeline-health"} <= set(dashboards())  # ops rows: tests/bi/conftest.record_ops
     chromium = _ensure_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
