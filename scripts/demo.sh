@@ -56,3 +56,7 @@ web="http://localhost:${AIRFLOW_WEB_PORT:-8080}"
 if "$ROOT/scripts/airflow.sh" status >/dev/null 2>&1; then state="running"; else state="not running: make airflow"; fi
 echo "Airflow UI: $web ($state)"
 echo "dbt docs and lineage: $web/cosmos/shopstream/dbt_docs_index.html (Airflow login; in the UI: Browse -> dbt Docs, $web/plugin/dbt-docs)"
+# The dashboards on gold and the pipeline's health (Superset, `make bi`; its state is shown as for the Airflow UI).
+bi="http://localhost:${SUPERSET_PORT:-8088}"
+if "$ROOT/scripts/superset.sh" status >/dev/null 2>&1; then bi_state="running"; else bi_state="not running: make bi"; fi
+echo "Dashboards: $bi/superset/dashboard/pipeline-health/ ($bi_state; Superset login; also $bi/superset/dashboard/sales/ and $bi/superset/dashboard/clickstream/)"
