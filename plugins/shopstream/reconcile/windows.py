@@ -13,8 +13,9 @@ folds several events into one run or runs them late:
    `record_reconciled_event`) up to its run's start (its staging models ran later) and merges their hours.
    A failed reconciliation emits nothing, so the next dbt run checks those hours again until they add up (or
    until a run with conf `{"reconcile_hours": []}` accepts the state).
-`dag_run.conf["reconcile_hours"]` (ISO hours) overrides the window; the expected counts of those hours are then
-recomputed (`shopstream.reconcile.published`).
+`dag_run.conf["reconcile_hours"]` (ISO hours) overrides the window. Either way the expected counts are what
+extract recorded (`ops.extract_published`, the asset events' `extract` as the fallback:
+`shopstream.reconcile.published`).
 
 Each marker (`extract_until`, `bronze_until`) is written and read back in this module only. No I/O but
 Airflow's inlet-event accessors and outlet events, passed in by the caller.
@@ -144,8 +145,8 @@ def merge_extract_hours(extras: Iterable[Mapping[str, Any] | None]) -> dict[str,
 
 
 def hours_for_run(dag_run: Any, inlet_events: Any) -> dict[str, Any]:
-    """{hours, recorded (expected counts or None = recompute), how, until} of a dbt run (window 2 of the
-    module doc, or the hours its conf names)."""
+    """{hours, recorded (the asset events' message counts, or None for hours named by conf), how, until} of a dbt
+    run (window 2 of the module doc, or the hours its conf names)."""
     from shopstream.assets import BRONZE_RAW_EVENTS, RECONCILED
 
     conf = getattr(dag_run, "conf", None) or {}
