@@ -129,8 +129,22 @@ def reconcile_rows(summary: Mapping[str, Any], topics: Mapping[str, str],
 # ---------------------------------------------------------------------------------------------- writes
 
 
+MISSING_SCHEMA = ("the ops schema is missing in this database: apply include/sql/ops (scripts/postgres.sh start "
+                  "does it with the grants; Docker: run docker/postgres-init/20-shopstream-roles.sh once)")
+
+
+def _missing_relation(exc: Exception) -> bool:
+    import psycopg
+
+    return isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName))
+
+
 def _write(target: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Upsert `rows` in one transaction through `target`: an open psycopg connection or a connection id."""
+    """Upsert `rows` in one transaction through `target`: an open psycopg connection or a connection id.
+
+    A database set up before the ops schema existed has no table to write to: the run is then not recorded
+    (an error in the log says how to set it up) but the task goes on - its data is written, only the dashboard's
+    and the reconciliation's record of it is missing. Any other error (a connection, a privilege) raises."""
     if not rows:
         return 0
     if isinstance(target, str):
@@ -141,8 +155,14 @@ def _write(target: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> int:
         with psycopg.connect(postgres_conninfo(target)) as conn:
             return _write(conn, sql, rows)
     now = _now()
-    with target.transaction(), target.cursor() as cur:
-        cur.executemany(sql, [{**r, "now": now} for r in rows])
+    try:
+        with target.transaction(), target.cursor() as cur:
+            cur.executemany(sql, [{**r, "now": now} for r in rows])
+    except Exception as exc:
+        if not _missing_relation(exc):
+            raise
+        log.error("%d ops record(s) not written: %s (%s)", len(rows), MISSING_SCHEMA, exc)
+        return 0
     return len(rows)
 
 
@@ -173,9 +193,16 @@ def published_counts(conn: Any, hours: Iterable[datetime], topics: Mapping[str, 
     by_name = {name: base for base, name in topics.items()}
     if not wanted or not by_name:
         return {}
-    rows = conn.execute(
-        "select logical_hour, topic, keys, order_items from ops.extract_published "
-        "where logical_hour = any(%s) and topic = any(%s)", [wanted, list(by_name)]).fetchall()
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                "select logical_hour, topic, keys, order_items from ops.extract_published "
+                "where logical_hour = any(%s) and topic = any(%s)", [wanted, list(by_name)]).fetchall()
+    except Exception as exc:
+        if not _missing_relation(exc):
+            raise
+        log.error("published counts not read: %s (%s)", MISSING_SCHEMA, exc)
+        return {}
     out: dict[str, dict[str, int]] = {}
     for hour, name, keys, items in rows:
         counts = out.setdefault(hour_iso(hour.replace(tzinfo=UTC)), {})

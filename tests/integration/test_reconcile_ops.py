@@ -151,3 +151,44 @@ def test_loader_and_dbt_write_the_ops_records_and_analysts_only_read_them(fresh_
         with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
             conn.execute("insert into ops.bronze_loads (dag_run_id, topic, loaded_at, inserted, quarantined) "
                          "values ('x', 'y', now(), 0, 0)")
+
+
+def test_a_database_without_the_ops_schema_loses_only_the_records(wh, caplog):
+    """Set up before the ops schema existed (an old Docker volume): the tasks go on, the log says what to do."""
+    with psycopg.connect(**{k: wh.params[k] for k in ("host", "port", "user", "password", "dbname")},
+                         autocommit=True) as conn:
+        conn.execute("drop schema ops cascade")
+        results = {"orders": {"topic": "orders", "logical_hour": "2026-11-27T13:00:00Z", "published": 3, "keys": 3}}
+        assert ops.record_extract(conn, results, "run") == 0
+        assert published.expected_counts(conn, [base_hour()], TOPICS, {"2026-11-27T13:00:00Z": {"orders": 3}}) == {
+            "2026-11-27T13:00:00Z": {"orders": 3}}
+    assert "apply include/sql/ops" in caplog.text
+
+
+def test_the_reconcile_task_records_its_results_also_when_it_fails(wh):
+    """The dbt DAG's `reconcile` task (conf hours, so no asset events): expected = what extract recorded; the
+    results land in ops.reconcile_results, and a mismatch fails the task after recording it."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+    from shopstream.reconcile.task import run_reconcile_task
+
+    hour = base_hour(days_ago=2)
+    msgs = hour_messages(hour, n_orders=2, n_events=3)
+    wh.insert(msgs)
+    assert wh.build().success
+    iso = hour.strftime("%Y-%m-%dT%H:00:00Z")
+    run = SimpleNamespace(conf={"reconcile_hours": [iso]}, run_id="manual__t", run_after=None, start_date=None)
+    with psycopg.connect(**{k: wh.params[k] for k in ("host", "port", "user", "password", "dbname")},
+                         autocommit=True) as conn:
+        _record_published(conn, hour, msgs)
+        summary = run_reconcile_task(run, None, None)
+        assert summary["ok"] and summary["hours"] == [iso]
+        assert conn.execute("select count(*), bool_and(ok), min(published) > 0 from ops.reconcile_results "
+                            "where dag_run_id = 'manual__t'").fetchone() == (5, True, True)
+        conn.execute("update ops.extract_published set keys = keys + 2 where topic = 'products'")
+        with pytest.raises(AirflowFailException, match="products kafka->bronze"):
+            run_reconcile_task(run, None, None)
+        assert conn.execute("select ok, mismatches from ops.reconcile_results where entity = 'products'"
+                            ).fetchone()[0] is False
+        assert conn.execute("select count(*) from ops.reconcile_results").fetchone() == (5,)  # overwritten

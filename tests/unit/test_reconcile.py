@@ -263,6 +263,11 @@ class FakeOpsConn:
     def __init__(self, rows):
         self.rows, self.params = rows, None
 
+    def transaction(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
     def execute(self, sql, params):
         assert "from ops.extract_published" in sql
         self.params = params
