@@ -3,8 +3,9 @@ daily aggregates of the days the hours touch; `reconcile()` collects, compares a
 
 Counts are distinct *keys* per hour, the hour being the Kafka timestamp of the bronze rows (see the package
 docstring for why keys, and for the equations); order items are counted inside the latest bronze version of
-each order of the hour. All queries read; the connection is a psycopg 3 connection with the dbt role
-(`warehouse_db`: it owns silver and gold and reads bronze).
+each order of the hour. Versions are checked per key against staging's admitted rows (`wrong_versions`). Also
+per hour: silver's quarantine by reason. All queries read; the connection is a psycopg 3 connection with the dbt
+role (`warehouse_db`: it owns staging, silver and gold and reads bronze).
 """
 
 from __future__ import annotations
