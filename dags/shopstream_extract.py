@@ -43,10 +43,11 @@ default_args = {
 )
 def shopstream_extract():
     @task(outlets=list(KAFKA_TOPIC_ASSETS.values()))
-    def publish_hour(**context):
+    def publish_hour(data_interval_start=None, logical_date=None, params=None, outlet_events=None, run_id=None):
         from shopstream.extract.tasks import run_extract_hour_task
 
-        return run_extract_hour_task(context)
+        return run_extract_hour_task(data_interval_start=data_interval_start, logical_date=logical_date,
+                                     params=params, outlet_events=outlet_events, run_id=run_id)
 
     publish_hour()
 

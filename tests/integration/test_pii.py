@@ -127,7 +127,7 @@ def test_no_secret_of_the_source_reaches_kafka_or_the_warehouse(fresh_database, 
 
         # extract: the DAG's task body, through the Airflow connections
         context = {"data_interval_start": HOUR, "logical_date": HOUR, "params": {}}
-        published = {base: tasks.run_extract_task(base, context)["published"] for base in BASES}
+        published = {base: tasks.run_extract_task(base, **context)["published"] for base in BASES}
         assert published["customers"] == len(users) and all(published.values()), published
     finally:
         server.stop()

@@ -200,7 +200,7 @@ def test_extract_task_fails_fast_before_fetching(monkeypatch):
     monkeypatch.setattr(tasks, "dummyjson_client", lambda *a, **k: pytest.fail("fetched despite a bad config"))
     monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps({"conn_type": "kafka", "extra": {}}))
     with pytest.raises(AirflowFailException, match="AIRFLOW_CONN_KAFKA_DEFAULT.*bootstrap.servers"):
-        tasks.run_extract_task("orders", {"logical_date": None})
+        tasks.run_extract_task("orders", logical_date=None)
 
 
 def test_dbt_profile_fails_fast_and_passes_tls_settings(monkeypatch):

@@ -104,7 +104,7 @@ def test_run_extract_task_uses_the_run_hour_env_topic_and_sets_the_asset_extra(c
         "params": {"seed": "shopstream-v1", "order_rate": 0.5, "events_per_hour": 300},
         "outlet_events": outlets,
     }
-    counts = tasks.run_extract_task("orders", context)
+    counts = tasks.run_extract_task("orders", **context)
     messages, config = sent[0]
     assert config == {"bootstrap.servers": "kafka_default"}
     assert {m.topic for m in messages} == {"orders-abc"}
@@ -140,7 +140,7 @@ def test_run_extract_hour_task_sets_one_asset_event_per_topic(catalog, sent, mon
     outlets = defaultdict(Outlet)
     context = {"data_interval_start": pendulum.datetime(2026, 11, 27, 13, tz="UTC"),
                "logical_date": pendulum.datetime(2026, 11, 27, 14, tz="UTC"), "outlet_events": outlets}
-    results = tasks.run_extract_hour_task(context)
+    results = tasks.run_extract_hour_task(**context)
     assert set(results) == set(TOPICS) and client.closed
     for topic in TOPICS:
         name = "events-abc" if topic == "events" else topic
@@ -152,7 +152,7 @@ def test_run_extract_task_without_a_date_fails_before_fetching(catalog, sent, mo
     client = FakeClient(catalog)
     monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
     with pytest.raises(ValueError, match="logical hour"):
-        tasks.run_extract_task("customers", {"data_interval_start": None, "logical_date": None})
+        tasks.run_extract_task("customers", data_interval_start=None, logical_date=None)
     assert client.fetched == [] and sent == []
 
 
@@ -162,7 +162,7 @@ def test_run_extract_hour_task_records_what_it_published_in_the_ops_schema(catal
     monkeypatch.setattr(tasks, "kafka_config", lambda conn_id: {"bootstrap.servers": conn_id})
     context = {"data_interval_start": pendulum.datetime(2026, 11, 27, 13, tz="UTC"),
                "logical_date": pendulum.datetime(2026, 11, 27, 14, tz="UTC"), "run_id": "manual__x"}
-    results = tasks.run_extract_hour_task(context)
+    results = tasks.run_extract_hour_task(**context)
     [(target, rows)] = ops_records
     assert target == "warehouse_db"
     by_topic = {r["base_topic"]: r for r in rows}

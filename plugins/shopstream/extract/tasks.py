@@ -1,7 +1,7 @@
 """The extract task: fetch DummyJSON once, build the hour's messages of every topic, publish them.
 
 `extract_hour(...)` / `extract_topic(...)` are the plain-Python core (a DummyJSON client and a producer config in,
-counts out), used by tests, benchmarks and the CLI. `run_extract_hour_task(context)` is the Airflow glue the DAG
+counts out), used by tests, benchmarks and the CLI. `run_extract_hour_task(...)` is the Airflow glue the DAG
 calls: logical hour from the run, client from the `dummyjson_api` connection (via the DummyJSON hook), producer
 config from the `kafka_default` connection (via the Kafka provider's `KafkaProducerHook`), one asset event per
 topic with its extra, logging.
@@ -181,17 +181,23 @@ def dummyjson_client(conn_id: str = DUMMYJSON_CONN_ID) -> Any:
     return DummyJSONHook(http_conn_id=conn_id).get_conn()
 
 
-def run_extract_hour_task(context: Mapping[str, Any], base_topics: tuple[str, ...] = TOPICS
+def run_extract_hour_task(*, data_interval_start: Any = None, logical_date: Any = None,
+                          params: Mapping[str, Any] | None = None, outlet_events: Any = None,
+                          run_id: str | None = None, base_topics: tuple[str, ...] = TOPICS
                           ) -> dict[str, dict[str, Any]]:
     """The body of the DAG's `publish_hour` task: every topic of the run's logical hour; one asset event per topic
     (extra: `logical_hour`, `topic`, `messages`) and one `ops.extract_published` row per topic (messages, keys,
-    Kafka offsets; through the `warehouse_db` connection, `shopstream.ops`)."""
+    Kafka offsets; through the `warehouse_db` connection, `shopstream.ops`).
+
+    Takes the few context values it uses by name (Airflow passes them to the task function), so a test or a
+    caller outside Airflow says exactly what the run is: its data interval / logical date (shopstream.hours),
+    the DAG params, the outlet events to fill and the run id recorded in ops."""
     from shopstream import config
     from shopstream.assets import KAFKA_TOPIC_ASSETS
 
     config.task_preflight([DUMMYJSON_CONN_ID, KAFKA_CONN_ID, WAREHOUSE_CONN_ID], topics=True)
-    hour = logical_hour(context)
-    settings = settings_from_params(context.get("params"))
+    hour = logical_hour({"data_interval_start": data_interval_start, "logical_date": logical_date})
+    settings = settings_from_params(params)
     names = {base: topic_name(base) for base in base_topics}
     log.info("publishing %s for logical hour %s (%s)", names, hour_iso(hour), settings)
     client = dummyjson_client()
@@ -202,7 +208,6 @@ def run_extract_hour_task(context: Mapping[str, Any], base_topics: tuple[str, ..
         close = getattr(client, "close", None)
         if callable(close):
             close()
-    outlet_events = context.get("outlet_events")
     for base, counts in results.items():
         if outlet_events is not None:
             outlet_events[KAFKA_TOPIC_ASSETS[base]].extra = {
@@ -213,12 +218,13 @@ def run_extract_hour_task(context: Mapping[str, Any], base_topics: tuple[str, ..
         log.info("%s: logical hour %s, published %d to %r, %.0f msg/s", base, counts["logical_hour"],
                  counts["published"], counts["topic"], counts["publish_rate"])
     # What was published, for the reconciliation and the Pipeline health dashboard (a retry overwrites it).
-    ops.record_extract(WAREHOUSE_CONN_ID, results, context.get("run_id"))
+    ops.record_extract(WAREHOUSE_CONN_ID, results, run_id)
     return results
 
 
-def run_extract_task(base_topic: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """One topic of the run's hour (run_extract_hour_task restricted to `base_topic`); its counts."""
+def run_extract_task(base_topic: str, **run: Any) -> dict[str, Any]:
+    """One topic of the run's hour (run_extract_hour_task restricted to `base_topic`, same keyword arguments);
+    its counts."""
     if base_topic not in TOPICS:
         raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
-    return run_extract_hour_task(context, (base_topic,))[base_topic]
+    return run_extract_hour_task(**run, base_topics=(base_topic,))[base_topic]
