@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local DummyJSON-compatible API (plugins/shopstream/dummyjson_stub/) for the offline demo and the
 # Airflow UI, on the host/port of AIRFLOW_CONN_DUMMYJSON_API (DUMMYJSON_HOST/DUMMYJSON_PORT from common.sh).
-# Usage: scripts/dummyjson.sh start|stop|restart|status   — start/stop are idempotent.
+# Usage: scripts/dummyjson.sh start|stop|restart|status   — start/stop are idempotent; two at once wait for
+# each other (a lock in .local/dummyjson/).
 #   start    serve SHOPSTREAM_DUMMYJSON_DATA (relative to the repo root; DummyJSON's users/products/carts.json)
 #            or, when that folder is missing, a generated catalogue (fixed seed); wait until it answers
 #   stop     SIGTERM, SIGKILL after 10 s as a last resort
@@ -54,14 +55,15 @@ server_pid() {
 
 answers() { curl -sf -m 2 "$URL/__health" >/dev/null 2>&1; }
 
+# data_args -> the server's data arguments, one per line (a folder path may hold spaces).
 data_args() {
   local data="${SHOPSTREAM_DUMMYJSON_DATA:-../shared/dummyjson}"
   case "$data" in /*) ;; *) data="$ROOT/$data" ;; esac
   if [ -f "$data/users.json" ] && [ -f "$data/products.json" ] && [ -f "$data/carts.json" ]; then
-    echo "--data $(cd "$data" && pwd)"
+    printf '%s\n' --data "$(cd "$data" && pwd)"
   else
     info "no DummyJSON snapshot in $data; serving a generated catalogue ($GENERATED_SIZES, seed $SEED)"
-    echo "--generate $GENERATED_SIZES --seed $SEED"
+    printf '%s\n' --generate "$GENERATED_SIZES" --seed "$SEED"
   fi
 }
 
@@ -81,11 +83,11 @@ start() {
     die "port $PORT (DummyJSON server, from AIRFLOW_CONN_DUMMYJSON_API in .env) is taken by $(port_owner "$PORT" || true)
        (not this project's server). Stop that process, or change the port in .env."
   fi
-  local args; read -r -a args <<<"$(data_args)"
+  local args; mapfile -t args < <(data_args)
   info "starting the DummyJSON-compatible server on $URL (${args[*]}, rate limit $RATE_LIMIT/10s)"
   echo "---- $(date -u +%FT%TZ) start" >>"$LOG"
   PYTHONPATH="$ROOT/plugins" nohup "$VENV/bin/python" -m "$MODULE" --host "$HOST" --port "$PORT" \
-    "${args[@]}" --rate-limit "$RATE_LIMIT" --access-log >>"$LOG" 2>&1 </dev/null &
+    "${args[@]}" --rate-limit "$RATE_LIMIT" --access-log >>"$LOG" 2>&1 </dev/null 8>&- &
   pid=$!
   echo "$pid" >"$PIDFILE"
   local waited=0
@@ -134,6 +136,9 @@ status() {
   fi
 }
 
+case "${1:-}" in
+  start|stop|restart) hold_lock "$DROOT/.lock" "scripts/dummyjson.sh $1" ;;
+esac
 case "${1:-}" in
   start) start ;;
   stop) stop ;;

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The project's own PostgreSQL cluster under .local/pg (never the system cluster).
-# Usage: scripts/postgres.sh start|stop|status|psql [args]|secure DB|createdb DB   — start/stop are idempotent.
+# Usage: scripts/postgres.sh start|stop|status|psql [--as ROLE] [args]|apply-ddl [DB]|secure DB|createdb DB
+#   start/stop are idempotent; two at once wait for each other (a lock in the cluster's folder).
 # `start` also creates the least-privilege roles and applies the bronze DDL (as the owner role) and the grants
-# to the warehouse database (include/sql/security/); `secure DB` does the same for another database.
+# to the warehouse database (include/sql/security/); `apply-ddl [DB]` does only that, explicitly (the loader
+# never applies DDL: it verifies), for the warehouse database or DB; `secure DB` is its older name.
+# `psql --as dbt|loader|analyst|owner` logs in as that role (default dbt, the warehouse role; owner = the
+# superuser over the cluster's socket with SET ROLE to the NOLOGIN owner, for by-hand repairs of bronze).
 source "$(dirname "$0")/common.sh"
 
 PGROOT="$SHOPSTREAM_PG_ROOT"
@@ -61,7 +65,7 @@ ensure_tls_files() {
 ssl_options() {
   case "${SHOPSTREAM_PG_SSL:-off}" in
     on)  ensure_tls_files
-         echo "-c ssl=on -c ssl_cert_file=$TLS/server.crt -c ssl_key_file=$TLS/server.key" ;;
+         echo "-c ssl=on -c ssl_cert_file=$(sh_quote "$TLS/server.crt") -c ssl_key_file=$(sh_quote "$TLS/server.key")" ;;
     off) echo "" ;;
     *)   die "SHOPSTREAM_PG_SSL must be 'on' or 'off' (got '${SHOPSTREAM_PG_SSL}'); fix it in .env" ;;
   esac
@@ -85,9 +89,13 @@ start() {
     fi
     local ssl; ssl="$(ssl_options)"
     info "starting PostgreSQL on 127.0.0.1:$PGPORT${ssl:+ (TLS on)}"
-    as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-      -o "-p $PGPORT -k $SOCK -c listen_addresses=127.0.0.1 -c max_connections=200 $ssl" start >/dev/null \
-      || die "PostgreSQL did not start; see $LOG"
+    # pg_ctl starts the server through /bin/sh with -D and -l inside double quotes, where a `$`, `"` or `\` of the
+    # checkout path is expanded: the data folder goes through PGDATA, the log through our own redirection (the
+    # server inherits it), the paths in -o single-quoted. 8>&-: the server must not hold the start lock.
+    as_owner env PGDATA="$DATA" "$BIN/pg_ctl" -w -t 60 \
+      -o "-p $PGPORT -k $(sh_quote "$SOCK") -c listen_addresses=127.0.0.1 -c max_connections=200 $ssl" start \
+      >>"$LOG" 2>&1 </dev/null 8>&- \
+      || { tail -n 20 "$LOG" >&2; die "PostgreSQL did not start (log above); see $LOG"; }
   fi
   if [ "${SHOPSTREAM_PG_SSL:-off}" = on ] && [ "$(superuser_psql -Atc 'SHOW ssl')" != on ]; then
     info "warning: SHOPSTREAM_PG_SSL=on but the running cluster has ssl=off; apply it with: scripts/postgres.sh restart"
@@ -164,19 +172,48 @@ status() {
   fi
 }
 
+# psql_as ROLE [psql args]: a psql session as one of the project's roles on the warehouse database (a script fed
+# to it stops at its first error and exits non-zero: ON_ERROR_STOP).
+psql_as() {
+  local role="$1"; shift
+  case "$role" in
+    dbt) exec psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U "$PGUSER" -d "$PGDATABASE" "$@" ;;
+    loader) PGPASSWORD="$BRONZE_PGPASSWORD" exec psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" \
+              -U "$BRONZE_PGUSER" -d "$PGDATABASE" "$@" ;;
+    analyst) PGPASSWORD="$ANALYST_PGPASSWORD" exec psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" \
+               -U "$ANALYST_PGUSER" -d "$PGDATABASE" "$@" ;;
+    owner) PGOPTIONS="-c role=$SHOPSTREAM_PG_OWNER_ROLE" superuser_psql_in "$PGDATABASE" "$@" ;;
+    *) die "scripts/postgres.sh psql --as: unknown role '$role'; use dbt, loader, analyst or owner" ;;
+  esac
+}
+
+# apply_ddl DB: the bronze DDL (as the owner role) and every role's grants, the explicit setup step.
+apply_ddl() {
+  roles_distinct || die "the logins of AIRFLOW_CONN_WAREHOUSE_DB ($PGUSER), AIRFLOW_CONN_BRONZE_DB ($BRONZE_PGUSER),
+       AIRFLOW_CONN_ANALYST_DB ($ANALYST_PGUSER) and SHOPSTREAM_PG_OWNER_ROLE ($SHOPSTREAM_PG_OWNER_ROLE) must be four
+       different roles, none of them 'postgres'. Fix them in .env."
+  is_running || die "PostgreSQL is not running; start it first: scripts/postgres.sh start"
+  ensure_roles; secure_database "$1"
+  info "bronze DDL and grants applied to database $1 (include/sql/bronze, include/sql/dbt, include/sql/security)"
+}
+
+case "${1:-}" in
+  start|stop|restart|apply-ddl|secure) mkdir -p "$PGROOT"; hold_lock "$PGROOT/.lock" "scripts/postgres.sh $1" ;;
+esac
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   restart) stop; start ;;
   status) status ;;
   # Apply the least-privilege setup to another database of the cluster (the roles exist after `start`).
-  secure)
-    shift; [ -n "${1:-}" ] || die "usage: $0 secure DATABASE"
-    roles_distinct || die "the logins of AIRFLOW_CONN_WAREHOUSE_DB ($PGUSER), AIRFLOW_CONN_BRONZE_DB ($BRONZE_PGUSER),
-       AIRFLOW_CONN_ANALYST_DB ($ANALYST_PGUSER) and SHOPSTREAM_PG_OWNER_ROLE ($SHOPSTREAM_PG_OWNER_ROLE) must be four
-       different roles, none of them 'postgres'. Fix them in .env."
-    ensure_roles; secure_database "$1" ;;
+  apply-ddl) apply_ddl "${2:-$PGDATABASE}" ;;
+  secure) [ -n "${2:-}" ] || die "usage: $0 secure DATABASE"; apply_ddl "$2" ;;
   createdb) shift; [ -n "${1:-}" ] || die "usage: $0 createdb DATABASE"; ensure_database "$1" ;;
-  psql) shift; exec psql -X -h 127.0.0.1 -p "$PGPORT" -U "$PGUSER" -d "$PGDATABASE" "$@" ;;
-  *) echo "usage: $0 start|stop|restart|status|psql|secure DB|createdb DB" >&2; exit 2 ;;
+  psql)
+    shift
+    if [ "${1:-}" = --as ]; then [ -n "${2:-}" ] || die "usage: $0 psql --as dbt|loader|analyst|owner [psql args]"
+      role="$2"; shift 2; psql_as "$role" "$@"; exit
+    fi
+    psql_as dbt "$@" ;;
+  *) echo "usage: $0 start|stop|restart|status|psql [--as dbt|loader|analyst|owner]|apply-ddl [DB]|secure DB|createdb DB" >&2; exit 2 ;;
 esac
