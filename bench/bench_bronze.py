@@ -140,7 +140,7 @@ def _cli_load(dsn: str, bootstrap: str, what: list[str]) -> dict:
     env = os.environ.copy()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-m", "shopstream.bronze.cli", "--dsn", dsn, "--bootstrap", bootstrap,
-                          "--log-level", "WARNING", *what], capture_output=True, env=env, cwd=ROOT, timeout=1800)
+                          "--log-level", "WARNING", "--apply-ddl", *what], capture_output=True, env=env, cwd=ROOT, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"loader failed ({out.returncode}): {out.stderr.decode()[-3000:]}")
     return json.loads(out.stdout)

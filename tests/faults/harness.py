@@ -131,7 +131,7 @@ class Pipeline:
 
     def loader_cmd(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "shopstream.bronze.cli", "--dsn", self.dsn, "--bootstrap", self.bootstrap,
-                "--topics", ",".join(self.topic_list), "--group", GROUP, *extra]
+                "--topics", ",".join(self.topic_list), "--group", GROUP, "--apply-ddl", *extra]
 
     def dbt_cmd(self, *extra: str) -> list[str]:
         return [str(ROOT / ".venv" / "bin" / "dbt"), "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir",

@@ -82,8 +82,8 @@ def verify_ddl(conninfo: str) -> list[str]:
     if problems:
         raise RuntimeError(
             "bronze is not set up for the loader: " + "; ".join(problems) + ". The bronze DDL and the grants are "
-            "applied by the owner role at setup: run `scripts/postgres.sh start` (warehouse database) or "
-            "`scripts/postgres.sh secure DATABASE`; with Docker, docker/postgres-init does it.")
+            "applied by the owner role at setup: run `scripts/postgres.sh apply-ddl` (warehouse database) or "
+            "`scripts/postgres.sh apply-ddl DATABASE`; with Docker, docker/postgres-init does it.")
     return sorted(LOADER_NEEDS)
 
 
