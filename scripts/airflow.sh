@@ -12,6 +12,8 @@
 # - Four processes, each with its own pid file and log under $AIRFLOW_HOME: api-server (UI + REST + the task
 #   execution API), scheduler (runs the LocalExecutor), dag-processor, triggerer.
 # Usage: scripts/airflow.sh init|start|stop|status|run <airflow args>
+#   start/stop/drop-db at the same time wait for each other (a lock, $AIRFLOW_HOME/.lock): two `make airflow`
+#   never start the processes twice.
 source "$(dirname "$0")/common.sh"
 
 AF="$VENV/bin/airflow"
@@ -181,7 +183,7 @@ start() {
       die "port $PORT is taken by $(port_owner "$PORT" || echo 'another process'); stop it or set AIRFLOW_WEB_PORT in .env."
     fi
     info "starting Airflow $c (log: $LOGDIR/$c.log)"
-    setsid nohup "$AF" "$c" >"$LOGDIR/$c.log" 2>&1 < /dev/null &
+    setsid nohup "$AF" "$c" >"$LOGDIR/$c.log" 2>&1 < /dev/null 8>&- &  # 8>&-: never hold the start lock
     echo $! >"$RUNDIR/$c.pid"
   done
   local i
@@ -233,6 +235,9 @@ status() {
   fi
 }
 
+case "${1:-}" in
+  start|stop|drop-db) mkdir -p "$AIRFLOW_HOME"; hold_lock "$AIRFLOW_HOME/.lock" "scripts/airflow.sh $1" ;;
+esac
 case "${1:-}" in
   init) init ;;
   start) start ;;

@@ -141,8 +141,10 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
 # the Airflow login, plugins/shopstream_ui.py): the DAG shopstream_dbt_docs (and `make demo`) write them into this
 # folder, read from the same setting. Empty = $AIRFLOW_HOME/dbt_docs/shopstream, so every AIRFLOW_HOME has its own.
 if [ -z "${AIRFLOW__COSMOS__DBT_DOCS_PROJECTS:-}" ]; then
-  AIRFLOW__COSMOS__DBT_DOCS_PROJECTS="$(printf '{"shopstream": {"dir": "%s", "name": "%s"}}' \
-    "$AIRFLOW_HOME/dbt_docs/shopstream" "dbt Docs (ShopStream), new tab")"
+  # JSON-encoded by Python: a checkout path with `"` or `\` stays valid JSON.
+  AIRFLOW__COSMOS__DBT_DOCS_PROJECTS="$(python3 -c 'import json, sys
+print(json.dumps({"shopstream": {"dir": sys.argv[1], "name": "dbt Docs (ShopStream), new tab"}}))' \
+    "$AIRFLOW_HOME/dbt_docs/shopstream")"
 fi
 export AIRFLOW__COSMOS__DBT_DOCS_PROJECTS
 export DBT_SEND_ANONYMOUS_USAGE_STATS=False
