@@ -90,14 +90,14 @@ def elsewhere():
     base.chmod(0o755)  # as root, the `postgres` OS user must reach the cluster's folder under it
     root = base / QUOTED_FOLDER
     root.mkdir()
+    env = None
     try:
         _copy_checkout(root)
         env = _environment(root)
         yield root, env
     finally:
-        if (root / "scripts" / "services.sh").exists():
-            subprocess.run([str(root / "scripts" / "services.sh"), "down"], env=locals().get("env", {}),
-                           capture_output=True, timeout=120)
+        if env is not None:
+            subprocess.run([str(root / "scripts" / "services.sh"), "down"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -127,7 +127,7 @@ def test_two_starts_at_once_in_a_path_that_needs_quoting_both_succeed(elsewhere)
     first, second = (subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True) for _ in range(2))
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
-    for proc, out in zip((first, second), outputs):
+    for proc, out in zip((first, second), outputs, strict=True):
         assert proc.returncode == 0, f"services.sh up exited {proc.returncode}:\n{out}"
     both = "\n".join(outputs)
     assert "PostgreSQL already running" in both, both
