@@ -32,6 +32,9 @@ if [ "$lock" = "$DEV_LOCK" ]; then
 fi
 
 stamp="$(stamp_of "$lock")"
+# Two callers at once (two `make up` on a fresh checkout) must not both create and sync .venv: the second waits,
+# then finds the stamp current.
+if ! { [ -f "$stamp" ] && cmp -s "$stamp" "$lock"; }; then hold_lock "$LOCAL/bootstrap.lock" "scripts/bootstrap.sh" 1800; fi
 if [ -f "$stamp" ] && cmp -s "$stamp" "$lock"; then
   exit 0
 fi

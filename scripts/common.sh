@@ -169,14 +169,15 @@ port_owner() {
 }
 port_in_use() { [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
 
-# hold_lock FILE WHAT: an exclusive lock on FILE (fd 8) until this script exits, waiting for another script that holds
-# it: two starts at once (two `make up`, `make demo` while a test starts the services) run one after the other, and
-# the second finds the service up. A daemon the script starts must not inherit fd 8 (start it with `8>&-`), or it
-# would hold the lock for as long as it runs.
+# hold_lock FILE WHAT [SECONDS]: an exclusive lock on FILE (fd 8) until this script exits, waiting (default 300 s,
+# or SHOPSTREAM_LOCK_TIMEOUT) for another script that holds it: two starts at once (two `make up`, `make demo`
+# while a test starts the services) run one after the other, and the second finds the service up. A daemon the
+# script starts must not inherit fd 8 (start it with `8>&-`), or it would hold the lock for as long as it runs.
 hold_lock() {
+  local wait="${3:-${SHOPSTREAM_LOCK_TIMEOUT:-300}}"
   exec 8>>"$1"
-  flock -w "${SHOPSTREAM_LOCK_TIMEOUT:-300}" 8 \
-    || die "another $2 has held the lock $1 for more than ${SHOPSTREAM_LOCK_TIMEOUT:-300} s (is it stuck? see its pid with: fuser '$1')"
+  flock -w "$wait" 8 \
+    || die "another $2 has held the lock $1 for more than $wait s (is it stuck? see its pid with: fuser '$1')"
 }
 
 # sh_quote STRING -> STRING single-quoted for /bin/sh (for the few commands, like pg_ctl -o, that hand a string
