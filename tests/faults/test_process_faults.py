@@ -62,18 +62,21 @@ class Watermarks:
 
 
 def kill_extract_at_random_points(p: Pipeline, clean, rnd: random.Random, kills: int) -> list[dict]:
-    """Start the extract and kill -9 it at a random time within the clean extract's duration, `kills` times."""
+    """Start the extract and kill -9 it at a random time within the clean extract's duration, until it was killed
+    `kills` times. A run that finishes before its kill point (the clean run's duration is only an estimate on a
+    busy machine) is recorded as a miss and does not count: the next attempt draws a new point."""
     watch = Watermarks(p)
     out = []
     try:
         span = clean.seconds["extract"]
-        while len(out) < kills:
+        while sum(k["killed"] for k in out) < kills:
+            assert len(out) < 6 * kills, f"the extract finished before its kill point in most attempts: {out}"
             at = rnd.uniform(0.1, 0.95) * span
             proc = p.start(p.extract_cmd(HOURS, EVENTS_PER_HOUR))
             t0 = time.monotonic()
             while time.monotonic() - t0 < at and proc.poll() is None:
                 time.sleep(0.01)
-            if proc.poll() is not None:  # finished before the kill point: not a kill, draw again
+            if proc.poll() is not None:  # finished before the kill point: a miss, draw again
                 assert proc.returncode == 0, p.log_tail()
                 out.append({"at": round(at, 2), "killed": False, "kafka": watch.total()})
                 continue
@@ -173,7 +176,7 @@ def test_kill9_of_each_stage_then_rerun_equals_clean_run(clean_run, make_pipelin
                     f"{final['totals']['inserted']}; every Kafka message once in bronze")
     fig.record(fault_report, "dbt build: kill -9 x3 + rerun",
                note=f"killed after node {[r['started'] for r in dbt_kills]} of ~86 started; {layer_note(state)}")
-    assert sum(k["killed"] for k in kills_e) >= 3, kills_e
+    assert sum(k["killed"] for k in kills_e) == 4, kills_e
     assert_equal_to_clean(clean_run.state, state, fig, republished=True)
 
 
