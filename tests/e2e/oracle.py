@@ -12,9 +12,10 @@ Rules applied (those that matter for well-formed input; the oracle refuses input
   created_at = the first hour the customer was published (its Kafka timestamp), updated_at = the last;
 - products: title -> name, price, category, meta.createdAt/updatedAt (UTC, ms precision);
 - orders: order_ts -> order_date, total_amount, status, customer_email = the customer's email in gold;
-  admitted only when its customer and all its products exist (else held back, not in gold);
+  a version is admitted only when its customer and all its products exist; gold holds the latest admitted
+  version (a newer version waiting for a parent leaves the previous admissible one in place);
 - order items: line_total = quantity * unit_price, order_date and customer_id of the order;
-- events: admitted when the customer exists; agg_events_daily counts per (UTC day of event_ts, type);
+- events: a version is admitted when the customer exists (latest admitted version wins); agg_events_daily counts per (UTC day of event_ts, type);
 - agg_orders_daily: orders and sum(total_amount) per UTC day of order_date.
 """
 
@@ -114,11 +115,15 @@ def _latest(versions: Iterable[tuple[datetime, dict[str, Any]]], key: str) -> di
 def expected_gold(catalog: Mapping[str, Sequence[Mapping[str, Any]]], hours: Iterable[datetime],
                   settings: DeriveSettings = DEFAULT_SETTINGS) -> dict[str, list[tuple]]:
     """{gold table: rows sorted by key} with the columns of GOLD_COLUMNS, as psycopg returns them."""
-    pub = published(catalog, hours, settings)
+    return gold_from_messages(published(catalog, hours, settings).by_topic)
 
+
+def gold_from_messages(by_topic: Mapping[str, Sequence[tuple[datetime, dict[str, Any]]]]) -> dict[str, list[tuple]]:
+    """Gold after every message of `by_topic` ({base topic: [(Kafka timestamp, value), ...]}, any order,
+    re-sends included) went through the pipeline, in whatever batches: the business rules only."""
     customers: dict[str, dict[str, Any]] = {}
     emails: dict[str, str] = {}
-    for cid, (first, last, v) in _latest(pub.by_topic["customers"], "id").items():
+    for cid, (first, last, v) in _latest(by_topic.get("customers", ()), "id").items():
         email = str(v.get("email") or "").strip().lower()
         if not _EMAIL.match(email):
             raise UnmodelledInput(f"customer {cid}: invalid email {v.get('email')!r}")
@@ -129,7 +134,7 @@ def expected_gold(catalog: Mapping[str, Sequence[Mapping[str, Any]]], hours: Ite
                           "email": email, "created_at": first, "updated_at": last}
 
     products: dict[str, dict[str, Any]] = {}
-    for pid, (_, _, v) in _latest(pub.by_topic["products"], "id").items():
+    for pid, (_, _, v) in _latest(by_topic.get("products", ()), "id").items():
         price = Decimal(str(v["price"]))
         if price < 0:
             raise UnmodelledInput(f"product {pid}: negative price")
@@ -141,9 +146,12 @@ def expected_gold(catalog: Mapping[str, Sequence[Mapping[str, Any]]], hours: Ite
 
     orders: dict[str, dict[str, Any]] = {}
     items: dict[str, dict[str, Any]] = {}
-    for oid, (_, _, v) in _latest(pub.by_topic["orders"], "order_id").items():
-        if v["customer_id"] not in customers or any(i["product_id"] not in products for i in v["items"]):
-            continue  # held back as pending (late parent): not in gold
+    def admissible(v: Mapping[str, Any]) -> bool:  # its customer and every product it names exist
+        return v["customer_id"] in customers and all(i["product_id"] in products for i in v["items"])
+
+    # A version that waits for a parent (pending) does not hide the last version that could be admitted.
+    for oid, (_, _, v) in _latest([(ts, v) for ts, v in by_topic.get("orders", ()) if admissible(v)],
+                                  "order_id").items():
         total = Decimal(v["total_amount"])
         lines = sum((int(i["quantity"]) * Decimal(i["unit_price"]) for i in v["items"]), Decimal("0"))
         if lines != total:
@@ -160,9 +168,8 @@ def expected_gold(catalog: Mapping[str, Sequence[Mapping[str, Any]]], hours: Ite
                                          "customer_id": v["customer_id"]}
 
     events_daily: Counter[tuple[date, str]] = Counter()
-    for _, (_, _, v) in _latest(pub.by_topic["events"], "event_id").items():
-        if v["customer_id"] not in customers:
-            continue
+    for _, (_, _, v) in _latest([(ts, v) for ts, v in by_topic.get("events", ())
+                                 if v["customer_id"] in customers], "event_id").items():
         events_daily[(_naive_utc(v["event_ts"]).date(), v["event_type"])] += 1
 
     orders_daily: dict[date, list] = {}
