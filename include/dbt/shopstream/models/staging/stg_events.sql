@@ -1,7 +1,7 @@
 {#-
   One row per bronze `events` message: parsed, validated, decided (rejected / superseded / pending /
-  admitted, as in stg_orders; pending = the event's customer is not in silver yet, reason
-  pending_customer). Two versions of one event_id with the same timestamp but different content are a
+  admitted, as in stg_orders: the latest version whose customer is in silver is admitted, newer versions
+  waiting for their customer are pending, reason pending_customer). Two versions of one event_id with the same timestamp but different content are a
   conflicting duplicate: the one with the highest (partition, offset) wins, the other is rejected.
 -#}
 {{
@@ -119,7 +119,8 @@ state as materialized (
     {%- endif %}
 ),
 
-latest as (
+{#- Every version of the pool: newer than silver's version (current), its customer in silver (known). #}
+evaluated as (
     select
         r.*,
         not exists (
@@ -131,25 +132,34 @@ latest as (
             select 1 from {{ ref('customers') }} as c where c.customer_id = r.customer_id
         ) as _customer_known
     from ranked as r
-    where r._version_rank = 1
+),
+
+{#- The latest ADMISSIBLE version is admitted (as in stg_orders): a newer version waiting for its customer
+    stays pending without hiding it; older versions are superseded. #}
+marked as (
+    select
+        *,
+        min(_version_rank) filter (where not _is_current or _customer_known)
+            over (partition by event_id) as _admitted_rank
+    from evaluated
 ),
 
 decisions as (
     select
         _bronze_id, _is_new, _old_status, _old_reason, _old_first_seen_ts,
-        (case when _is_current and not _customer_known then 'pending' else 'admitted' end)::varchar as _status,
-        (case when _is_current and not _customer_known then 'pending_customer' || {{ parent_rejected_suffix(
-            "exists (select 1 from " ~ ref('stg_customers') ~ " as p where p.customer_id = latest.customer_id and p._status = 'rejected')") }}
+        (case when _version_rank > 1 and _content_hash <> _tie_winner_hash then 'rejected'
+              when _version_rank < coalesce(_admitted_rank, _version_rank + 1) then 'pending'
+              when _version_rank = _admitted_rank then 'admitted'
+              else 'superseded' end)::varchar as _status,
+        (case when _version_rank > 1 and _content_hash <> _tie_winner_hash then 'conflicting_duplicate'
+              when _version_rank < coalesce(_admitted_rank, _version_rank + 1) then
+            'pending_customer' || {{ parent_rejected_suffix(
+            "exists (select 1 from " ~ ref('stg_customers') ~ " as p where p.customer_id = marked.customer_id and p._status = 'rejected')") }}
          end)::text as _reject_reason,
-        _pool_first_seen_ts as _first_seen_ts
-    from latest
-    union all
-    select _bronze_id, _is_new, _old_status, _old_reason, _old_first_seen_ts,
-           (case when _content_hash <> _tie_winner_hash then 'rejected' else 'superseded' end)::varchar,
-           (case when _content_hash <> _tie_winner_hash then 'conflicting_duplicate' end)::text,
-           null::timestamp
-    from ranked
-    where _version_rank > 1
+        (case when _version_rank <= coalesce(_admitted_rank, _version_rank)
+                   and not (_version_rank > 1 and _content_hash <> _tie_winner_hash)
+              then _pool_first_seen_ts end)::timestamp as _first_seen_ts
+    from marked
 )
 
 select

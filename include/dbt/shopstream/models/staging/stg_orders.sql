@@ -1,11 +1,13 @@
 {#-
   One row per bronze `orders` message: parsed, validated (header and every item), and decided:
     rejected   - cannot become a silver row (_reject_reason); listed in silver.quarantine
-    superseded - valid, but not the latest version of its order among the candidates
-    pending    - the latest valid version, but its customer or one of its products is not in silver yet
-                 (_reject_reason pending_customer / pending_product). Re-evaluated on every run; listed in
-                 silver.quarantine with status 'pending' until admitted or superseded.
-    admitted   - silver.orders / silver.order_items take it (if newer than what silver holds).
+    superseded - valid, but older than the admitted version of its order among the candidates
+    pending    - valid and newer than the admitted version, but its customer or one of its products is
+                 not in silver yet (_reject_reason pending_customer / pending_product). Re-evaluated on
+                 every run; listed in silver.quarantine with status 'pending' until admitted or superseded.
+    admitted   - the latest ADMISSIBLE version (parents in silver): silver.orders / silver.order_items take
+                 it (if newer than what silver holds). A newer pending version does not hide it, so the
+                 batches a history was cut into never decide what silver holds.
   Candidates of a run = the new bronze rows + every row still pending. A candidate that is older than the
   version silver already holds is admitted without the foreign-key check: it cannot overwrite the newer
   version, it only counts for created_at (first time the order was seen).
@@ -154,7 +156,9 @@ state as materialized (
     {%- endif %}
 ),
 
-latest as (
+{#- Every version of the pool, with what decides it: newer than silver's version (current), and its
+    customer and products in silver (parents known). #}
+evaluated as (
     select
         r.*,
         not exists (
@@ -171,33 +175,43 @@ latest as (
             where not exists (select 1 from {{ ref('products') }} as pr where pr.product_id = p.product_id)
         ) as _products_known
     from ranked as r
-    where r._version_rank = 1
+),
+
+{#- The latest ADMISSIBLE version is admitted: a newer version that waits for a parent (pending) does not
+    hide it, so incremental runs and a full refresh agree whatever the batches were. A version not newer
+    than silver's is admissible without the parent check (it cannot overwrite; it counts for created_at).
+    Versions newer than the admitted one stay pending (each may become admissible when its parent comes);
+    older ones are superseded; a loser of a true tie (same version keys, other content) is a conflict. #}
+marked as (
+    select
+        *,
+        min(_version_rank) filter (where not _is_current or (_customer_known and _products_known))
+            over (partition by order_id) as _admitted_rank
+    from evaluated
 ),
 
 decisions as (
     select
         _bronze_id, _is_new, _old_status, _old_reason, _old_first_seen_ts,
-        (case when _is_current and not (_customer_known and _products_known) then 'pending'
-              else 'admitted' end)::varchar as _status,
-        (case when _is_current and not (_customer_known and _products_known) then
+        (case when _version_rank > 1 and _content_hash <> _tie_winner_hash then 'rejected'
+              when _version_rank < coalesce(_admitted_rank, _version_rank + 1) then 'pending'
+              when _version_rank = _admitted_rank then 'admitted'
+              else 'superseded' end)::varchar as _status,
+        (case when _version_rank > 1 and _content_hash <> _tie_winner_hash then 'conflicting_duplicate'
+              when _version_rank < coalesce(_admitted_rank, _version_rank + 1) then
             concat_ws(';',
                 case when not _customer_known then 'pending_customer' || {{ parent_rejected_suffix(
-                    "exists (select 1 from " ~ ref('stg_customers') ~ " as p where p.customer_id = latest.customer_id and p._status = 'rejected')") }} end,
+                    "exists (select 1 from " ~ ref('stg_customers') ~ " as p where p.customer_id = marked.customer_id and p._status = 'rejected')") }} end,
                 case when not _products_known then 'pending_product' || {{ parent_rejected_suffix(
-                    "exists (select 1 from unnest(latest._product_ids) as m(product_id)
+                    "exists (select 1 from unnest(marked._product_ids) as m(product_id)
                              where not exists (select 1 from " ~ ref('products') ~ " as pr where pr.product_id = m.product_id)
                                and exists (select 1 from " ~ ref('stg_products') ~ " as p
                                            where p.product_id = m.product_id and p._status = 'rejected'))") }} end)
         end)::text as _reject_reason,
-        _pool_first_seen_ts as _first_seen_ts
-    from latest
-    union all
-    select _bronze_id, _is_new, _old_status, _old_reason, _old_first_seen_ts,
-           (case when _content_hash <> _tie_winner_hash then 'rejected' else 'superseded' end)::varchar,
-           (case when _content_hash <> _tie_winner_hash then 'conflicting_duplicate' end)::text,
-           null::timestamp
-    from ranked
-    where _version_rank > 1
+        (case when _version_rank <= coalesce(_admitted_rank, _version_rank)
+                   and not (_version_rank > 1 and _content_hash <> _tie_winner_hash)
+              then _pool_first_seen_ts end)::timestamp as _first_seen_ts
+    from marked
 )
 
 {#- New rows: all of them, with their decision. #}
