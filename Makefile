@@ -18,6 +18,10 @@ test-quick: ## the suite without the slow, fault and browser tests
 faults: ## the fault-injection suite with its summary
 	@$(S)/test.sh -m faults $(PYTEST_ARGS)
 
+property: ## the property test on many random histories, with shrinking (EXAMPLES=200 SEED=1 by default)
+	@SHOPSTREAM_PROPERTY_EXAMPLES=$${EXAMPLES:-200} SHOPSTREAM_PROPERTY_SEED=$${SEED:-1} \
+	    $(S)/test.sh -x tests/property $(PYTEST_ARGS)
+
 venv: ## create/refresh .venv from requirements-dev.lock (the runtime set plus the test tools)
 	@$(S)/bootstrap.sh --dev
 
@@ -68,4 +72,4 @@ lint: ## ruff
 clean: down ## stop services and delete .local/ (all local data)
 	rm -rf .local
 
-.PHONY: help demo test test-quick faults venv lock lock-bi up down status airflow airflow-stop bi bi-stop psql dbt-manifest dbt bench lint clean
+.PHONY: help demo test test-quick faults property venv lock lock-bi up down status airflow airflow-stop bi bi-stop psql dbt-manifest dbt bench lint clean

@@ -26,7 +26,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +50,20 @@ GOLD_KEYS: dict[str, tuple[str, ...]] = {
     "fct_order_items": ("order_item_id",),
     "agg_orders_daily": ("order_date",),
     "agg_events_daily": ("event_date", "event_type"),
+}
+
+# Every table the oracle derives, with the columns compared (the spec's columns; audit columns excluded).
+WAREHOUSE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "silver.customers": GOLD_COLUMNS["dim_customers"],
+    "silver.products": GOLD_COLUMNS["dim_products"],
+    "silver.orders": ("order_id", "customer_id", "order_date", "total_amount", "status", "created_at", "updated_at"),
+    "silver.order_items": ("order_item_id", "order_id", "product_id", "quantity", "unit_price", "created_at"),
+    "silver.events": ("event_id", "customer_id", "event_type", "event_data", "created_at"),
+    **{f"gold.{table}": cols for table, cols in GOLD_COLUMNS.items()},
+    "silver.quarantine": ("source_table", "record_key", "reason", "status", "bronze_id"),
+}
+WAREHOUSE_KEYS: dict[str, int] = {  # how many leading columns identify a row (for readable diffs)
+    **{table: 1 for table in WAREHOUSE_COLUMNS}, "gold.agg_events_daily": 2, "silver.quarantine": 5,
 }
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -97,18 +111,74 @@ def published(catalog: Mapping[str, Sequence[Mapping[str, Any]]], hours: Iterabl
     return out
 
 
-def _latest(versions: Iterable[tuple[datetime, dict[str, Any]]], key: str) -> dict[str, tuple[datetime, datetime, dict]]:
-    """key -> (first seen ts, latest ts, latest value); identical-timestamp versions must be identical."""
-    out: dict[str, tuple[datetime, datetime, dict]] = {}
-    for ts, value in versions:
-        k = str(value[key])
-        if k not in out:
-            out[k] = (ts, ts, value)
-            continue
-        first, last, held = out[k]
-        if ts == last and value != held:
-            raise UnmodelledInput(f"{key}={k}: two different versions share the timestamp {ts}")
-        out[k] = (min(first, ts), max(last, ts), value if ts >= last else held)
+@dataclass(frozen=True)
+class Received:
+    """One bronze row as the oracle takes it: the Kafka coordinates decide only between versions that
+    nothing else tells apart (verbatim re-sends)."""
+
+    topic: str  # base topic: customers, products, orders, events
+    kafka_ts: datetime  # naive UTC
+    value: dict[str, Any]
+    partition: int = 0
+    offset: int = 0
+    bronze_id: int | None = None
+    ingested_at: datetime | None = None  # naive UTC; the future bound is relative to it (default: now)
+
+
+# The valid window of every timestamp (dbt_project.yml vars min_valid_timestamp, max_future_hours).
+MIN_VALID_TIMESTAMP = datetime(2000, 1, 1)
+MAX_FUTURE = timedelta(hours=24)
+# The lifecycle order of an order's statuses (var order_statuses): the tie-break of versions with one timestamp.
+ORDER_STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled")
+KEY_FIELD = {"customers": "id", "products": "id", "orders": "order_id", "events": "event_id"}
+
+
+def _window_reason(ts: datetime | None, field_name: str, received: Received) -> str | None:
+    if ts is None:
+        return None
+    if ts > (received.ingested_at or datetime.now(UTC).replace(tzinfo=None)) + MAX_FUTURE:
+        return f"future_timestamp:{field_name}"
+    if ts < MIN_VALID_TIMESTAMP:
+        return f"past_timestamp:{field_name}"
+    return None
+
+
+def intrinsic_reason(r: Received) -> str | None:
+    """Why staging rejects the message on its own, for the defects the property tests generate (timestamps
+    outside the valid window; reasons in staging's order). Anything else is assumed well-formed."""
+    v = r.value
+    if r.topic == "orders":
+        if v.get("status") not in ORDER_STATUSES:
+            raise UnmodelledInput(f"order {v.get('order_id')}: status {v.get('status')!r}")
+        reasons = [_window_reason(_naive_utc(v["order_ts"]), "order_ts", r), _window_reason(r.kafka_ts, "event_ts", r)]
+    elif r.topic == "events":
+        business = _window_reason(_naive_utc(v["event_ts"]), "event_ts", r)
+        kafka = _window_reason(r.kafka_ts, "kafka_ts", r)
+        same_side = business and kafka and business.split(":")[0] == kafka.split(":")[0]
+        reasons = [business, None if same_side else kafka]
+    else:
+        reasons = [_window_reason(r.kafka_ts, "event_ts", r)]
+    return ";".join(x for x in reasons if x) or None
+
+
+def _version_key(r: Received) -> tuple:
+    """Newest last: Kafka timestamp, for orders the status' place in the lifecycle, then (partition, offset)."""
+    status_rank = ORDER_STATUSES.index(r.value["status"]) + 1 if r.topic == "orders" else 0
+    return (r.kafka_ts, status_rank, r.partition, r.offset)
+
+
+def _versions(received: Iterable[Received], topic: str) -> dict[str, list[Received]]:
+    """key -> its valid versions, newest first; two different versions with equal version keys (a
+    conflicting duplicate) are refused: staging's verdict on them depends on the batches (see histories.py)."""
+    out: dict[str, list[Received]] = defaultdict(list)
+    for r in received:
+        if r.topic == topic and intrinsic_reason(r) is None:
+            out[str(r.value[KEY_FIELD[topic]])].append(r)
+    for key, versions in out.items():
+        versions.sort(key=_version_key, reverse=True)
+        for a, b in zip(versions, versions[1:], strict=False):
+            if _version_key(a)[:2] == _version_key(b)[:2] and a.value != b.value:
+                raise UnmodelledInput(f"{topic} {key}: two different versions share the timestamp {a.kafka_ts}")
     return out
 
 
@@ -121,9 +191,38 @@ def expected_gold(catalog: Mapping[str, Sequence[Mapping[str, Any]]], hours: Ite
 def gold_from_messages(by_topic: Mapping[str, Sequence[tuple[datetime, dict[str, Any]]]]) -> dict[str, list[tuple]]:
     """Gold after every message of `by_topic` ({base topic: [(Kafka timestamp, value), ...]}, any order,
     re-sends included) went through the pipeline, in whatever batches: the business rules only."""
+    received = [Received(topic, ts, value, offset=n)
+                for topic, msgs in by_topic.items() for n, (ts, value) in enumerate(msgs)]
+    tables = warehouse_from_messages(received)
+    return {table: tables[f"gold.{table}"] for table in GOLD_COLUMNS}
+
+
+def warehouse_from_messages(received: Sequence[Received]) -> dict[str, list[tuple]]:
+    """Every silver and gold table (columns of WAREHOUSE_COLUMNS, rows sorted) and the quarantine
+    (QUARANTINE_COLUMNS, bronze rows rejected or pending) after `received` went through the pipeline, in
+    whatever batches. Rules (docs/contracts.md):
+    - a message outside the timestamp window is rejected (intrinsic_reason); the others are valid versions;
+    - customers/products: the latest valid version wins; created_at = the first valid Kafka timestamp of the
+      key, updated_at = the winner's; emails trimmed and lower-cased (the generator keeps them unique after
+      every batch: uniqueness depends on the batches, see histories.py);
+    - orders/events: the latest ADMISSIBLE version wins (its customer and products are in silver); newer
+      versions wait as pending (reason pending_customer / pending_product, suffixed ':rejected' when the
+      missing parent has a rejected message), older ones are superseded; created_at = the first valid
+      Kafka timestamp of the key (orders) and updated_at the winner's.
+    """
+    quarantine: list[tuple] = []
+    rejected_keys: dict[str, set[str]] = defaultdict(set)
+    for r in received:
+        reason = intrinsic_reason(r)
+        if reason:
+            key = str(r.value[KEY_FIELD[r.topic]])
+            quarantine.append((r.topic, key, reason, "rejected", r.bronze_id))
+            rejected_keys[r.topic].add(key)
+
     customers: dict[str, dict[str, Any]] = {}
     emails: dict[str, str] = {}
-    for cid, (first, last, v) in _latest(by_topic.get("customers", ()), "id").items():
+    for cid, versions in _versions(received, "customers").items():
+        v = versions[0].value
         email = str(v.get("email") or "").strip().lower()
         if not _EMAIL.match(email):
             raise UnmodelledInput(f"customer {cid}: invalid email {v.get('email')!r}")
@@ -131,10 +230,12 @@ def gold_from_messages(by_topic: Mapping[str, Sequence[tuple[datetime, dict[str,
             raise UnmodelledInput(f"customers {emails[email]} and {cid} share the email {email}")
         emails[email] = cid
         customers[cid] = {"customer_id": cid, "first_name": v.get("firstName"), "last_name": v.get("lastName"),
-                          "email": email, "created_at": first, "updated_at": last}
+                          "email": email, "created_at": min(x.kafka_ts for x in versions),
+                          "updated_at": versions[0].kafka_ts}
 
     products: dict[str, dict[str, Any]] = {}
-    for pid, (_, _, v) in _latest(by_topic.get("products", ()), "id").items():
+    for pid, versions in _versions(received, "products").items():
+        v = versions[0].value
         price = Decimal(str(v["price"]))
         if price < 0:
             raise UnmodelledInput(f"product {pid}: negative price")
@@ -144,14 +245,31 @@ def gold_from_messages(by_topic: Mapping[str, Sequence[tuple[datetime, dict[str,
                          "created_at": _naive_utc(meta["createdAt"]) if meta.get("createdAt") else None,
                          "updated_at": _naive_utc(meta["updatedAt"]) if meta.get("updatedAt") else None}
 
+    def pending_reason(v: Mapping[str, Any], topic: str) -> str | None:
+        reasons = []
+        if v["customer_id"] not in customers:
+            reasons.append("pending_customer" + (":rejected" if v["customer_id"] in rejected_keys["customers"] else ""))
+        missing = [i["product_id"] for i in v.get("items", ()) if i["product_id"] not in products]
+        if missing:
+            reasons.append("pending_product" + (":rejected" if set(missing) & rejected_keys["products"] else ""))
+        return ";".join(reasons) or None
+
+    def latest_admissible(topic: str) -> dict[str, tuple[Received, datetime]]:
+        """key -> (admitted version, first valid Kafka timestamp); the newer versions go to the quarantine."""
+        out = {}
+        for key, versions in _versions(received, topic).items():
+            for r in versions:
+                reason = pending_reason(r.value, topic)
+                if reason is None:
+                    out[key] = (r, min(x.kafka_ts for x in versions))
+                    break
+                quarantine.append((topic, key, reason, "pending", r.bronze_id))
+        return out
+
     orders: dict[str, dict[str, Any]] = {}
     items: dict[str, dict[str, Any]] = {}
-    def admissible(v: Mapping[str, Any]) -> bool:  # its customer and every product it names exist
-        return v["customer_id"] in customers and all(i["product_id"] in products for i in v["items"])
-
-    # A version that waits for a parent (pending) does not hide the last version that could be admitted.
-    for oid, (_, _, v) in _latest([(ts, v) for ts, v in by_topic.get("orders", ()) if admissible(v)],
-                                  "order_id").items():
+    for oid, (r, first_seen) in latest_admissible("orders").items():
+        v = r.value
         total = Decimal(v["total_amount"])
         lines = sum((int(i["quantity"]) * Decimal(i["unit_price"]) for i in v["items"]), Decimal("0"))
         if lines != total:
@@ -159,18 +277,25 @@ def gold_from_messages(by_topic: Mapping[str, Sequence[tuple[datetime, dict[str,
         order_date = _naive_utc(v["order_ts"])
         orders[oid] = {"order_id": oid, "customer_id": v["customer_id"], "order_date": order_date,
                        "total_amount": total, "status": v["status"],
-                       "customer_email": customers[v["customer_id"]]["email"]}
+                       "customer_email": customers[v["customer_id"]]["email"],
+                       "created_at": first_seen, "updated_at": r.kafka_ts}
         for i in v["items"]:
             qty, price = int(i["quantity"]), Decimal(i["unit_price"])
             items[i["order_item_id"]] = {"order_item_id": i["order_item_id"], "order_id": oid,
                                          "product_id": i["product_id"], "quantity": qty, "unit_price": price,
                                          "line_total": qty * price, "order_date": order_date,
-                                         "customer_id": v["customer_id"]}
+                                         "customer_id": v["customer_id"], "created_at": first_seen}
 
+    events: dict[str, dict[str, Any]] = {}
     events_daily: Counter[tuple[date, str]] = Counter()
-    for _, (_, _, v) in _latest([(ts, v) for ts, v in by_topic.get("events", ())
-                                 if v["customer_id"] in customers], "event_id").items():
-        events_daily[(_naive_utc(v["event_ts"]).date(), v["event_type"])] += 1
+    for eid, (r, _) in latest_admissible("events").items():
+        v = r.value
+        created = _naive_utc(v["event_ts"])
+        events[eid] = {"event_id": eid, "customer_id": v["customer_id"], "event_type": v["event_type"],
+                       "event_data": {k: x for k, x in v.items()
+                                      if k not in ("event_id", "event_type", "customer_id", "event_ts")},
+                       "created_at": created}
+        events_daily[(created.date(), v["event_type"])] += 1
 
     orders_daily: dict[date, list] = {}
     for o in orders.values():
@@ -179,16 +304,22 @@ def gold_from_messages(by_topic: Mapping[str, Sequence[tuple[datetime, dict[str,
         day[1] += o["total_amount"]
 
     def rows(table: str, records: Iterable[Mapping[str, Any]]) -> list[tuple]:
-        cols = GOLD_COLUMNS[table]
-        return sorted(tuple(r[c] for c in cols) for r in records)
+        cols = WAREHOUSE_COLUMNS[table]
+        return sorted((tuple(r[c] for c in cols) for r in records), key=repr)
 
     return {
-        "dim_customers": rows("dim_customers", customers.values()),
-        "dim_products": rows("dim_products", products.values()),
-        "fct_orders": rows("fct_orders", orders.values()),
-        "fct_order_items": rows("fct_order_items", items.values()),
-        "agg_orders_daily": sorted((d, n, rev) for d, (n, rev) in orders_daily.items()),
-        "agg_events_daily": sorted((d, t, n) for (d, t), n in events_daily.items()),
+        "silver.customers": rows("silver.customers", customers.values()),
+        "silver.products": rows("silver.products", products.values()),
+        "silver.orders": rows("silver.orders", orders.values()),
+        "silver.order_items": rows("silver.order_items", items.values()),
+        "silver.events": rows("silver.events", events.values()),
+        "gold.dim_customers": rows("gold.dim_customers", customers.values()),
+        "gold.dim_products": rows("gold.dim_products", products.values()),
+        "gold.fct_orders": rows("gold.fct_orders", orders.values()),
+        "gold.fct_order_items": rows("gold.fct_order_items", items.values()),
+        "gold.agg_orders_daily": sorted((d, n, rev) for d, (n, rev) in orders_daily.items()),
+        "gold.agg_events_daily": sorted((d, t, n) for (d, t), n in events_daily.items()),
+        "silver.quarantine": sorted(quarantine, key=repr),
     }
 
 
@@ -201,20 +332,32 @@ def actual_gold(conn) -> dict[str, list[tuple]]:
     return out
 
 
-def diff(expected: Mapping[str, list[tuple]], actual: Mapping[str, list[tuple]], limit: int = 5) -> list[str]:
-    """Human-readable differences, table by table (empty when equal)."""
+def actual_tables(conn, columns: Mapping[str, Sequence[str]] = WAREHOUSE_COLUMNS) -> dict[str, list[tuple]]:
+    """Like actual_gold for any schema-qualified tables (default: every table warehouse_from_messages derives)."""
+    out = {}
+    for table, cols in columns.items():
+        select = ", ".join(f'"{c}"' for c in cols)
+        out[table] = sorted((tuple(r) for r in conn.execute(f"select {select} from {table}").fetchall()), key=repr)
+    return out
+
+
+def diff(expected: Mapping[str, list[tuple]], actual: Mapping[str, list[tuple]], limit: int = 5,
+         keys: Mapping[str, int] | None = None) -> list[str]:
+    """Human-readable differences, table by table (empty when equal). `keys`: table -> number of leading key
+    columns (default: the gold tables, GOLD_KEYS)."""
+    keys = keys or {table: len(cols) for table, cols in GOLD_KEYS.items()}
     problems = []
-    for table in GOLD_COLUMNS:
+    for table in keys:
         exp, act = expected.get(table, []), actual.get(table, [])
         if exp == act:
             continue
-        nkey = len(GOLD_KEYS[table])
+        nkey = keys[table]
         e_by = {r[:nkey]: r for r in exp}
         a_by = {r[:nkey]: r for r in act}
         missing = [e_by[k] for k in sorted(set(e_by) - set(a_by))]
         extra = [a_by[k] for k in sorted(set(a_by) - set(e_by))]
         changed = [(e_by[k], a_by[k]) for k in sorted(set(e_by) & set(a_by)) if e_by[k] != a_by[k]]
-        problems.append(f"gold.{table}: expected {len(exp)} rows, got {len(act)}; missing {len(missing)} "
+        problems.append(f"{table if '.' in table else 'gold.' + table}: expected {len(exp)} rows, got {len(act)}; missing {len(missing)} "
                         f"{missing[:limit]}, unexpected {len(extra)} {extra[:limit]}, different {len(changed)} "
                         f"{changed[:limit]}")
     return problems
