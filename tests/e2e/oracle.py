@@ -17,6 +17,16 @@ Rules applied (those that matter for well-formed input; the oracle refuses input
 - order items: line_total = quantity * unit_price, order_date and customer_id of the order;
 - events: a version is admitted when the customer exists (latest admitted version wins); agg_events_daily counts per (UTC day of event_ts, type);
 - agg_orders_daily: orders and sum(total_amount) per UTC day of order_date.
+
+`warehouse_from_messages` extends this to every silver table and the quarantine (for the property tests,
+tests/property). Rules it does not model, and why (the generator leaves these cases out):
+- rejections other than the timestamp window (schema, types, e-mail syntax, item rules...): each has its own
+  example in tests/integration; modelling them would copy staging's SQL rather than check it;
+- `duplicate_email` and `conflicting_duplicate`: who wins depends on which messages met in one run (by design:
+  uniqueness is decided on the state after each batch, and staging never revisits an admitted row), so the
+  messages alone do not determine the verdict;
+- the reject-rate gate (`rejected_batch`): it judges a batch by its share of rejects, and a full refresh (one
+  batch) overrides it on purpose.
 """
 
 from __future__ import annotations
