@@ -19,7 +19,7 @@ faults: ## the fault-injection suite with its summary
 	@$(S)/test.sh -m faults $(PYTEST_ARGS)
 
 property: ## the property test on many random histories, with shrinking (EXAMPLES=200 SEED=1 by default)
-	@SHOPSTREAM_PROPERTY_EXAMPLES=$${EXAMPLES:-200} SHOPSTREAM_PROPERTY_SEED=$${SEED:-1} \
+	@SHOPSTREAM_PROPERTY_EXAMPLES=$(or $(EXAMPLES),200) SHOPSTREAM_PROPERTY_SEED=$(or $(SEED),1) \
 	    $(S)/test.sh -x tests/property $(PYTEST_ARGS)
 
 venv: ## create/refresh .venv from requirements-dev.lock (the runtime set plus the test tools)
