@@ -86,7 +86,7 @@ start() {
     sleep 1
   done
   healthy || { tail -n 40 "$LOGDIR/superset.log" >&2; die "Superset did not answer /health in $START_TIMEOUT s; see $LOGDIR/superset.log"; }
-  echo "Superset: http://localhost:$PORT   login: $SUPERSET_ADMIN_USER / (SUPERSET_ADMIN_PASSWORD in .env)   dashboards: Sales, Clickstream"
+  echo "Superset: http://localhost:$PORT   login: $SUPERSET_ADMIN_USER / (SUPERSET_ADMIN_PASSWORD in .env)   dashboards: Pipeline health, Sales, Clickstream"
 }
 
 stop() {
