@@ -8,7 +8,8 @@ independent implementations of the rules agree.
 
 Rules applied (those that matter for well-formed input; the oracle refuses input it does not model):
 - latest version wins per key, ordered by the Kafka timestamp (a republished identical hour changes nothing);
-- customers: id as text, names as sent, email trimmed + lower-cased (must be valid and unique);
+- customers: id as text, names as sent, email trimmed + lower-cased (must be valid); an address goes to the
+  first claim received, later claims wait (`customers_by_arrival`);
   created_at = the first hour the customer was published (its Kafka timestamp), updated_at = the last;
 - products: title -> name, price, category, meta.createdAt/updatedAt (UTC, ms precision);
 - orders: order_ts -> order_date, total_amount, status, customer_email = the customer's email in gold;
@@ -22,9 +23,8 @@ Rules applied (those that matter for well-formed input; the oracle refuses input
 tests/property). Rules it does not model, and why (the generator leaves these cases out):
 - rejections other than the timestamp window (schema, types, e-mail syntax, item rules...): each has its own
   example in tests/integration; modelling them would copy staging's SQL rather than check it;
-- `duplicate_email` and `conflicting_duplicate`: who wins depends on which messages met in one run (by design:
-  uniqueness is decided on the state after each batch, and staging never revisits an admitted row), so the
-  messages alone do not determine the verdict;
+- `conflicting_duplicate`: the verdict depends on which messages met in one run, so the messages alone do
+  not determine it;
 - the reject-rate gate (`rejected_batch`): it judges a batch by its share of rejects, and a full refresh (one
   batch) overrides it on purpose.
 """
@@ -192,6 +192,83 @@ def _versions(received: Iterable[Received], topic: str) -> dict[str, list[Receiv
     return out
 
 
+def _arrival(r: Received) -> int:
+    """The order bronze received the message in (its bronze_id; the offset where no bronze id is given)."""
+    return r.bronze_id if r.bronze_id is not None else r.offset
+
+
+def customers_by_arrival(received: Sequence[Received]) -> tuple[dict[str, Received], dict[str, list[Received]]]:
+    """(held, waiting): the version of each customer silver holds, and the versions that wait for their email
+    (pending `duplicate_email`), after the valid `customers` messages were received in bronze order.
+
+    Email uniqueness is decided message by message, in the order bronze received them (docs/contracts.md):
+    - a version older than the held one changes nothing (superseded; it only counts for created_at);
+    - a newer one becomes a candidate, and then every customer with candidates (a "mover") gets the newest
+      candidate whose email it can have, or keeps what it holds: deferred acceptance (Gale-Shapley), with
+      movers proposing their candidates newest first and their held version last; an email held by a
+      customer that is not moving is taken; among proposers of one email the customer holding it comes
+      first, then the earlier-received claim (bronze order). The result does not depend on the order of the
+      proposals, so a swap (A a->b, B b->a) or a chain applies as soon as its last message is received;
+    - candidates older than the version a customer gets are superseded, newer ones keep waiting.
+    Received one by one or all at once, the messages give the same result: no batch decides anything.
+    """
+    held: dict[str, Received] = {}
+    waiting: dict[str, list[Received]] = defaultdict(list)
+    holder: dict[str, str] = {}  # email -> customer holding it
+
+    def email_of(r: Received) -> str:
+        return str(r.value.get("email") or "").strip().lower()
+
+    def settle() -> None:
+        movers = sorted(cid for cid, versions in waiting.items() if versions)
+        prefs = {cid: sorted(waiting[cid], key=_version_key, reverse=True) + ([held[cid]] if cid in held else [])
+                 for cid in movers}
+        nxt = dict.fromkeys(movers, 0)
+        granted: dict[str, tuple[str, Received]] = {}  # email -> (customer, version)
+
+        def priority(cid: str, r: Received) -> tuple:
+            return (holder.get(email_of(r)) != cid, _arrival(r))
+
+        queue = list(movers)
+        while queue:
+            cid = queue.pop(0)
+            while nxt[cid] < len(prefs[cid]):
+                r = prefs[cid][nxt[cid]]
+                email = email_of(r)
+                owner = holder.get(email)
+                if owner is not None and owner != cid and owner not in nxt:
+                    nxt[cid] += 1  # held by a customer that is not moving
+                    continue
+                current = granted.get(email)
+                if current is None:
+                    granted[email] = (cid, r)
+                    break
+                if priority(cid, r) < priority(*current):
+                    granted[email] = (cid, r)
+                    nxt[current[0]] += 1
+                    queue.append(current[0])
+                    break
+                nxt[cid] += 1
+        for cid in movers:
+            if cid in held:
+                holder.pop(email_of(held[cid]), None)
+        for email, (cid, r) in granted.items():
+            holder[email] = cid
+            held[cid] = r
+            waiting[cid] = [w for w in waiting[cid] if _version_key(w) > _version_key(r)]
+
+    for r in sorted((r for r in received if r.topic == "customers" and intrinsic_reason(r) is None),
+                    key=_arrival):
+        cid = str(r.value["id"])
+        if not _EMAIL.match(email_of(r)):
+            raise UnmodelledInput(f"customer {cid}: invalid email {r.value.get('email')!r}")
+        if cid in held and _version_key(r) <= _version_key(held[cid]):
+            continue
+        waiting[cid].append(r)
+        settle()
+    return held, {cid: versions for cid, versions in waiting.items() if versions}
+
+
 def expected_gold(catalog: Mapping[str, Sequence[Mapping[str, Any]]], hours: Iterable[datetime],
                   settings: DeriveSettings = DEFAULT_SETTINGS) -> dict[str, list[tuple]]:
     """{gold table: rows sorted by key} with the columns of GOLD_COLUMNS, as psycopg returns them."""
@@ -212,9 +289,9 @@ def warehouse_from_messages(received: Sequence[Received]) -> dict[str, list[tupl
     (QUARANTINE_COLUMNS, bronze rows rejected or pending) after `received` went through the pipeline, in
     whatever batches. Rules (docs/contracts.md):
     - a message outside the timestamp window is rejected (intrinsic_reason); the others are valid versions;
-    - customers/products: the latest valid version wins; created_at = the first valid Kafka timestamp of the
-      key, updated_at = the winner's; emails trimmed and lower-cased (the generator keeps them unique after
-      every batch: uniqueness depends on the batches, see histories.py);
+    - products: the latest valid version wins; customers: the version `customers_by_arrival` grants (email
+      uniqueness, first come first served), waiting versions pending `duplicate_email`; created_at = the
+      first valid Kafka timestamp of the key, updated_at = the winner's; emails trimmed and lower-cased;
     - orders/events: the latest ADMISSIBLE version wins (its customer and products are in silver); newer
       versions wait as pending (reason pending_customer / pending_product, suffixed ':rejected' when the
       missing parent has a rejected message), older ones are superseded; created_at = the first valid
@@ -230,18 +307,15 @@ def warehouse_from_messages(received: Sequence[Received]) -> dict[str, list[tupl
             rejected_keys[r.topic].add(key)
 
     customers: dict[str, dict[str, Any]] = {}
-    emails: dict[str, str] = {}
-    for cid, versions in _versions(received, "customers").items():
-        v = versions[0].value
-        email = str(v.get("email") or "").strip().lower()
-        if not _EMAIL.match(email):
-            raise UnmodelledInput(f"customer {cid}: invalid email {v.get('email')!r}")
-        if email in emails:
-            raise UnmodelledInput(f"customers {emails[email]} and {cid} share the email {email}")
-        emails[email] = cid
+    held, waiting = customers_by_arrival(received)
+    all_versions = _versions(received, "customers")
+    for cid, r in held.items():
+        v = r.value
         customers[cid] = {"customer_id": cid, "first_name": v.get("firstName"), "last_name": v.get("lastName"),
-                          "email": email, "created_at": min(x.kafka_ts for x in versions),
-                          "updated_at": versions[0].kafka_ts}
+                          "email": str(v["email"]).strip().lower(),
+                          "created_at": min(x.kafka_ts for x in all_versions[cid]), "updated_at": r.kafka_ts}
+    for cid, versions in waiting.items():
+        quarantine += [("customers", cid, "duplicate_email", "pending", r.bronze_id) for r in versions]
 
     products: dict[str, dict[str, Any]] = {}
     for pid, versions in _versions(received, "products").items():

@@ -151,6 +151,83 @@ def test_an_email_claimed_twice_in_one_batch_keeps_the_first_claimer_and_the_hol
     assert dict(wh.rows("select customer_id::int, email from silver.customers")) == email
 
 
+def _customer(cid: int, email: str, at: datetime, last_name: str | None = None):
+    value = {**customer_value(cid), "email": email}
+    if last_name:
+        value["lastName"] = last_name
+    return message("customers", value, at)
+
+
+def _emails(wh: Warehouse, *cids: int) -> dict[int, str]:
+    return dict(wh.rows("select customer_id::int, email from silver.customers where customer_id::int = any(%s)",
+                        list(cids)))
+
+
+def test_a_waiting_claim_is_granted_when_the_email_frees_in_a_later_run(wh):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    email = {cid: customer_value(cid)["email"] for cid in (1, 2)}
+    wh.insert([_customer(2, email[1], h1 + timedelta(hours=1), "Claimant")])  # 1 holds it: 2 waits
+    assert_success(wh.build())
+    assert quarantine(wh, "2") == [("customers", "duplicate_email", "pending")]
+    assert _emails(wh, 1, 2) == {1: email[1], 2: email[2]}
+    wh.insert([_customer(1, "one.moved@x.dummyjson.com", h1 + timedelta(hours=2))])  # 1 moves: 2 gets it
+    assert_success(wh.build())
+    assert quarantine(wh, "2") == []
+    assert _emails(wh, 1, 2) == {1: "one.moved@x.dummyjson.com", 2: email[1]}
+    assert wh.scalar("select last_name from gold.dim_customers where customer_id = '2'") == "Claimant"
+    assert_full_refresh_agrees(wh)
+
+
+def test_a_swap_spread_over_two_runs_applies_when_its_last_message_arrives(wh):
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    email = {cid: customer_value(cid)["email"] for cid in (1, 2)}
+    wh.insert([_customer(1, email[2], h1 + timedelta(hours=1))])
+    assert_success(wh.build())
+    assert quarantine(wh, "1") == [("customers", "duplicate_email", "pending")]
+    wh.insert([_customer(2, email[1], h1 + timedelta(hours=1))])
+    assert_success(wh.build())
+    assert _emails(wh, 1, 2) == {1: email[2], 2: email[1]}
+    assert wh.scalar("select count(*) from silver.quarantine where source_table = 'customers'") == 0
+    assert_full_refresh_agrees(wh)
+
+
+def test_the_first_claim_received_holds_an_email_even_against_an_earlier_event_time(wh):
+    """First come, first served in bronze order: a late message whose Kafka timestamp is older does not take
+    an address from the customer that has held it since; the full refresh decides the same way."""
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    wh.insert([_customer(1, "contested@x.dummyjson.com", h1 + timedelta(hours=3))])
+    assert_success(wh.build())
+    wh.insert([_customer(2, "contested@x.dummyjson.com", h1 + timedelta(hours=2))])  # late, older event time
+    assert_success(wh.build())
+    assert _emails(wh, 1)[1] == "contested@x.dummyjson.com"
+    assert quarantine(wh, "2") == [("customers", "duplicate_email", "pending")]
+    assert_full_refresh_agrees(wh)
+
+
+def test_a_customer_whose_newest_version_waits_keeps_its_newest_admissible_one(wh):
+    """Issue #13, left open by session 4: two customers contest one address and the loser's earlier version
+    is in the same batch. The loser is admitted with that earlier version (the latest ADMISSIBLE one), the
+    contested one waits; split over runs or in one, incremental and full refresh agree."""
+    h1 = base_hour()
+    winner, loser = 1, 9001
+    msgs = [_customer(winner, "taken@x.dummyjson.com", h1),
+            message("customers", {**customer_value(1), "id": loser, "email": "loser.own@x.dummyjson.com"},
+                    h1 + timedelta(minutes=5)),
+            message("customers", {**customer_value(1), "id": loser, "email": "taken@x.dummyjson.com"},
+                    h1 + timedelta(minutes=10))]
+    wh.insert(msgs)
+    assert_success(wh.build())
+    assert _emails(wh, winner, loser) == {winner: "taken@x.dummyjson.com", loser: "loser.own@x.dummyjson.com"}
+    assert quarantine(wh, str(loser)) == [("customers", "duplicate_email", "pending")]
+    assert_full_refresh_agrees(wh)
+
+
 # --- #13.2: a valid window for timestamps --------------------------------------------------------------------
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

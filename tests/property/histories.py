@@ -13,8 +13,10 @@ batches:
 - an order's later version may change its status, move its order_ts across midnight, or change its items
   (drop, add, change quantities) - items of the winning version only must be in silver and gold;
 - whole messages are re-sent verbatim in the same or a later batch (at-least-once delivery);
-- customers change names and e-mail addresses, written with case variants and blanks around them; a group
-  of customers may swap e-mails (a cycle) or pass them along (a chain) as their latest versions;
+- customers change names and e-mail addresses, written with case variants and blanks around them; an
+  address may be one that another customer holds, held before, or claims too (a shared address), so claims
+  meet, wait and are granted later; a group of customers may swap e-mails (a cycle) or pass them along (a
+  chain), their messages spread over any batches;
 - some versions carry a Kafka timestamp (or order_ts / event_ts) far in the past (1970) or the future:
   rejected by the timestamp window.
 
@@ -23,9 +25,6 @@ so no oracle can predict it from the messages alone):
 - two versions of one key with equal version keys and different content (conflicting duplicates): when they
   meet in one run the loser is quarantined as conflicting_duplicate, when the loser was admitted in an
   earlier run it is only overwritten (staging never revisits an admitted row);
-- two customers claiming one e-mail in different batches (docs/contracts.md: uniqueness is decided on the
-  state after each batch, so the batch decides who holds it); a swap or chain is therefore placed in ONE
-  batch, and every other e-mail belongs to one customer only;
 - batches with reject_rate_min_rows (20) rows of one topic or more: the reject-rate gate rejects a batch by
   its share of rejects, which a full refresh (one batch) overrides on purpose (docs/runbook.md).
 """
@@ -99,29 +98,30 @@ def histories(draw, max_batches: int = 4) -> History:
     def place(msg: Message, batch: int | None = None) -> None:
         placed.append((draw(st.integers(0, n_batches - 1)) if batch is None else batch, msg))
 
-    # customers: 0..3 versions each (0 = never published); names and e-mails change between versions, every
-    # address c<id>.e<n> belongs to one customer
+    # customers: 0..3 versions each (0 = never published); names and e-mails change between versions; an
+    # address is the customer's own c<id>.e<n>, another customer's c<other>.e0, or a shared one: claims meet
     latest_email: dict[int, str] = {}
     for cid in range(1, N_CUSTOMERS + 1):
         n_versions = draw(st.integers(0, 3))
         for minute in sorted(_distinct_minutes(draw, n_versions)):
-            email = f"c{cid}.e{draw(st.integers(0, 2))}@example.com"  # may go back to an earlier address
+            email = draw(st.sampled_from((
+                f"c{cid}.e0@example.com", f"c{cid}.e1@example.com", f"c{cid}.e2@example.com",  # may go back
+                f"c{draw(st.integers(1, N_CUSTOMERS))}.e0@example.com", "shared@example.com")))
             latest_email[cid] = email
             place(message("customers", customer(cid, draw(st.sampled_from(FIRST_NAMES)), f"Last{cid}",
                                                  _spelled(draw, email)), out_of_window(at(minute))))
 
-    # an e-mail swap (cycle) or chain among 2-3 published customers: their latest versions, in one batch
+    # an e-mail swap (cycle) or chain among 2-3 published customers as their latest versions, in any batches
     if len(latest_email) >= 2 and draw(st.booleans()):
         group = draw(st.lists(st.sampled_from(sorted(latest_email)), min_size=2, max_size=3, unique=True))
         cycle = draw(st.booleans())
-        batch = draw(st.integers(0, n_batches - 1))
         for n, cid in enumerate(group):
             if n + 1 < len(group):
                 email = latest_email[group[n + 1]]
             else:
                 email = latest_email[group[0]] if cycle else f"c{cid}.e9@example.com"
             place(message("customers", customer(cid, "Swapped", f"Last{cid}", _spelled(draw, email)),
-                          at(SPAN_MINUTES + n)), batch)
+                          at(SPAN_MINUTES + n)))
 
     # products: 0..2 versions each; the price and title change
     for pid in range(1, N_PRODUCTS + 1):

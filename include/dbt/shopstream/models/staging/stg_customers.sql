@@ -1,19 +1,27 @@
 {#-
   One row per bronze `customers` message: parsed, validated, and given a decision (_status):
     rejected   - cannot become a silver row (_reject_reason says why); listed in silver.quarantine
-    superseded - valid, but an older version of a customer that has a newer version in the same batch
-    admitted   - the batch's latest valid version of the customer; silver.customers takes it if it is
-                 newer than what silver holds (otherwise it only lowers created_at = first time seen)
-  Email uniqueness (silver.customers.email is UNIQUE) is decided here, on the state after the batch (see
-  `claims` below): swaps and chains within a batch apply; a version whose email another customer keeps
-  (or claims first) is rejected as duplicate_email.
+    superseded - valid, but older than the version the customer holds (or gets in this run)
+    pending    - valid and newer than what the customer holds, but its email is held (or claimed first) by
+                 another customer: _reject_reason duplicate_email; listed in silver.quarantine and decided
+                 again in every run that moves a customer whose email it meets
+    admitted   - the version silver.customers takes: the customer's newest version it can have; or, when
+                 the run brings only versions older than the one held, the newest of them (silver keeps
+                 its version and only lowers created_at = first time seen)
+  Email uniqueness (silver.customers.email is UNIQUE) is decided message by message in bronze order, so no
+  batching changes the outcome (macros/customer_emails.sql has the rule). Customers whose emails meet no
+  other customer's in the run - nearly all - are decided set-based (latest version wins); the others go
+  through the fold `customer_email_replay`.
 -#}
 {{
   config(
     materialized='incremental',
-    incremental_strategy='append',
+    incremental_strategy='upsert',
+    unique_key='_bronze_id',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook=["{{ reject_rate_gate(this) }}", "{{ staging_indexes(this, rejected_key='customer_id') }}"],
+    post_hook=["{{ reject_rate_gate(this) }}", "{{ customer_waits_again_after_gate(this) }}",
+               "{{ staging_indexes(this, rejected_key='customer_id') }}",
+               "{{ ensure_index(this, 'customer', '(customer_id)') }}"],
   )
 }}
 {%- set silver = existing_relation('silver', 'customers') %}
@@ -51,13 +59,14 @@ checked as (
             case when {{ is_far_future('_event_ts') }} then 'future_timestamp:event_ts'
                  when {{ is_far_past('_event_ts') }} then 'past_timestamp:event_ts' end
         ), '') as _intrinsic_reason,
-        md5(row(first_name, last_name, email)::text) as _content_hash
+        md5(row(first_name, last_name, email)::text) as _content_hash,
+        {{ customer_version_key('_event_ts', '_partition', '_offset') }} as _vkey
     from parsed
 ),
 
 ranked as (
     select
-        _bronze_id, _partition, _offset, _event_ts, customer_id, email, _content_hash,
+        _bronze_id, _event_ts, customer_id, email, _content_hash, _vkey,
         row_number() over (
             partition by customer_id order by _event_ts desc, _partition desc, _offset desc
         ) as _version_rank,
@@ -69,82 +78,139 @@ ranked as (
     where _intrinsic_reason is null
 ),
 
-{#- Who holds which version/email before this batch: silver, plus admitted versions silver has not
-    consumed yet (a failed silver run). Empty on the first run and on a full refresh. #}
-state as materialized (
+{#- What this run decides: its valid versions (not the losers of a tie) and the versions still waiting. #}
+candidates as materialized (
+    select _bronze_id, customer_id, email, _vkey, true as _is_new
+    from ranked
+    where _content_hash = _tie_winner_hash
     {%- if is_incremental() %}
-    {%- if silver is not none %}
-    select customer_id, email, _event_ts, _kafka_partition as _partition, _kafka_offset as _offset
-    from {{ silver }}
-    where customer_id in (select customer_id from ranked where _version_rank = 1)
-       or email in (select email from ranked where _version_rank = 1)
     union all
-    {%- endif %}
-    select customer_id, email, _event_ts, _partition, _offset
+    select _bronze_id, customer_id, email, {{ customer_version_key('_event_ts', '_partition', '_offset') }}, false
     from {{ this }}
-    where _status = 'admitted'
-      {%- if silver is not none %}
-      and _decided_at > {{ ts_watermark(silver, '_decided_at') }}
-      {%- endif %}
+    where _status = 'pending'
+    {%- endif %}
+),
+
+run_customers as (
+    select distinct customer_id from candidates
+),
+
+{#- The version each customer of the run holds before it (macros/customer_emails.sql). #}
+held as materialized (
+    {%- if is_incremental() %}
+    {{ current_customer_versions(silver, this, 'run_customers', 'customer_id') }}
     {%- else %}
-    select null::text as customer_id, null::text as email, null::timestamp as _event_ts,
-           null::integer as _partition, null::bigint as _offset
+    select null::varchar as customer_id, null::varchar as email, null::bigint as _bronze_id, null::text as _vkey
     where false
     {%- endif %}
 ),
 
-latest as (
-    select
-        r.*,
-        not exists (
-            select 1 from state as s
-            where s.customer_id = r.customer_id
-              and (s._event_ts, s._partition, s._offset) >= (r._event_ts, r._partition, r._offset)
-        ) as _is_current
-    from ranked as r
-    where r._version_rank = 1
+{#- Every email the run's customers are involved in (claimed or held), and who outside the run holds one. #}
+involved as (
+    select customer_id, email from candidates
+    union
+    select customer_id, email from held
 ),
 
-{#- Email uniqueness is decided on the state AFTER the batch: a customer's email after the batch is the one
-    of its new (current) version if that version is admitted, else the one it holds. So a swap (A a->b,
-    B b->a) or a chain (B b->c, A a->b) in one batch applies, as it does in a full refresh. A new version is
-    rejected as duplicate_email when its email
-      - stays with a customer that has no new version in the batch (held in silver or not yet consumed),
-      - is claimed by another new version that comes first: the customer already holding it, then the
-        earliest event_ts, then the lowest customer_id (independent of partitions and offsets),
-      - or is the old email of a customer whose own new version is rejected (it keeps that email): this
-        last rule is applied until nothing changes (recursive), so the admitted emails are always unique. #}
-claims as (
-    select
-        l._bronze_id, l.customer_id, l.email, l._event_ts,
-        exists (select 1 from state as s where s.customer_id = l.customer_id and s.email = l.email) as _holds
-    from latest as l
-    where l._is_current
+involved_emails as (
+    select distinct email from involved
 ),
 
-email_conflicts as (
-    with recursive rejected (customer_id) as (
-        select c.customer_id
-        from claims as c
-        where exists (
-                select 1 from state as s
-                where s.email = c.email and s.customer_id <> c.customer_id
-                  and not exists (select 1 from claims as o where o.customer_id = s.customer_id))
-           or exists (
-                select 1 from claims as o
-                where o.email = c.email and o.customer_id <> c.customer_id
-                  and (not o._holds, o._event_ts, o.customer_id) < (not c._holds, c._event_ts, c.customer_id))
-        union
-        select c.customer_id
-        from rejected as r
-        join state as s on s.customer_id = r.customer_id
-        join claims as c on c.email = s.email and c.customer_id <> r.customer_id
-    )
-    select c._bronze_id
-    from claims as c
-    join rejected as r on r.customer_id = c.customer_id
+outside_claimants as (
+    {%- if is_incremental() %}
+    select distinct customer_id
+    from ({{ current_customer_versions(silver, this, 'involved_emails', 'email') }}) as h
+    where customer_id not in (select customer_id from run_customers)
+    {%- else %}
+    select null::varchar as customer_id
+    where false
+    {%- endif %}
+),
+
+outside_holders as materialized (  -- their current version: the email they hold now
+    {%- if is_incremental() %}
+    select customer_id, email
+    from ({{ current_customer_versions(silver, this, 'outside_claimants', 'customer_id') }}) as o
+    where email in (select email from involved_emails)
+    {%- else %}
+    select null::varchar as customer_id, null::varchar as email
+    where false
+    {%- endif %}
+),
+
+{#- An email two customers meet on sends every customer involved with it through the fold; so does every
+    customer with a version still waiting. The rest cannot meet anyone: latest version wins. #}
+contested as (
+    select email
+    from (select customer_id, email from involved union select customer_id, email from outside_holders) as x
+    group by email
+    having count(distinct customer_id) > 1
+),
+
+replayed as materialized (
+    select customer_id from involved where email in (select email from contested)
+    union
+    select customer_id from candidates where not _is_new
+),
+
+replay as materialized (
+    select r.bronze_id as _bronze_id, r.status as _status
+    from {{ customer_email_schema() }}.customer_email_replay(
+        (select coalesce(jsonb_agg(jsonb_build_object('b', _bronze_id, 'c', customer_id, 'e', email, 'k', _vkey)),
+                         '[]'::jsonb)
+         from candidates where _is_new and customer_id in (select customer_id from replayed)),
+        (select coalesce(jsonb_agg(jsonb_build_object('b', _bronze_id, 'c', customer_id, 'e', email, 'k', _vkey)),
+                         '[]'::jsonb)
+         from candidates where not _is_new),
+        (select coalesce(jsonb_agg(jsonb_build_object('b', _bronze_id, 'c', customer_id, 'e', email, 'k', _vkey)),
+                         '[]'::jsonb)
+         from held where customer_id in (select customer_id from replayed)),
+        (select coalesce(jsonb_agg(jsonb_build_object('c', customer_id, 'e', email)), '[]'::jsonb)
+         from outside_holders)
+    ) as r
+),
+
+{#- A replayed customer whose held version stays gets its newest new (older) version admitted all the same,
+    so that silver lowers created_at; created_at of a replayed customer = its first valid version ever. #}
+replay_carrier as (
+    select distinct on (c.customer_id) c._bronze_id
+    from replay as p
+    join candidates as c on c._bronze_id = p._bronze_id
+    where c._is_new and p._status = 'superseded'
+      and not exists (select 1 from replay as q join candidates as d on d._bronze_id = q._bronze_id
+                      where d.customer_id = c.customer_id and q._status = 'admitted')
+    order by c.customer_id, c._vkey collate "C" desc
+),
+
+replayed_first_seen as (
+    select r.customer_id, least(n.first_seen_ts, s.first_seen_ts) as first_seen_ts
+    from replayed as r
+    left join (select customer_id, min(_event_ts) as first_seen_ts from ranked group by customer_id) as n
+        on n.customer_id = r.customer_id
+    left join lateral (
+        {%- if is_incremental() %}
+        select min(t._event_ts) as first_seen_ts
+        from {{ this }} as t where t.customer_id = r.customer_id and t._status <> 'rejected'
+        {%- else %}
+        select null::timestamp as first_seen_ts
+        {%- endif %}
+    ) as s on true
+),
+
+decisions as (
+    select
+        c._bronze_id,
+        c._is_new,
+        p._bronze_id is not null as _replayed,
+        (case when k._bronze_id is not null then 'admitted' else p._status end) as _replay_status,
+        f.first_seen_ts as _replay_first_seen_ts
+    from candidates as c
+    left join replay as p on p._bronze_id = c._bronze_id
+    left join replay_carrier as k on k._bronze_id = c._bronze_id
+    left join replayed_first_seen as f on f.customer_id = c.customer_id
 )
 
+{#- New rows: all of them, with their decision. #}
 select
     c._bronze_id::bigint as _bronze_id,
     c._topic::varchar as _topic,
@@ -158,22 +224,39 @@ select
     (case
         when c._intrinsic_reason is not null then 'rejected'
         when r._content_hash <> r._tie_winner_hash then 'rejected'
+        when d._replayed then d._replay_status
         when r._version_rank > 1 then 'superseded'
-        when e._bronze_id is not null then 'rejected'
         else 'admitted'
     end)::varchar as _status,
     (case
         when c._intrinsic_reason is not null then c._intrinsic_reason
         when r._content_hash <> r._tie_winner_hash then 'conflicting_duplicate'
-        when r._version_rank > 1 then null
-        when e._bronze_id is not null then 'duplicate_email'
+        when d._replayed and d._replay_status = 'pending' then 'duplicate_email'
     end)::text as _reject_reason,
-    (case when r._version_rank = 1 then r._first_seen_ts end)::timestamp as _first_seen_ts,
-    c._content_hash::text as _content_hash,
+    (case
+        when r._content_hash <> r._tie_winner_hash then null
+        when d._replayed then (case when d._replay_status = 'admitted' then d._replay_first_seen_ts end)
+        when r._version_rank = 1 then r._first_seen_ts
+    end)::timestamp as _first_seen_ts,
     c.customer_id::varchar as customer_id,
     c.first_name::varchar as first_name,
     c.last_name::varchar as last_name,
     c.email::varchar as email
 from checked as c
 left join ranked as r on r._bronze_id = c._bronze_id
-left join email_conflicts as e on e._bronze_id = c._bronze_id
+left join decisions as d on d._bronze_id = c._bronze_id and d._is_new
+{%- if is_incremental() %}
+union all
+{#- Versions that waited and are decided now (admitted or superseded). #}
+select
+    t._bronze_id, t._topic, t._partition, t._offset, t._record_key, t._event_ts, t._ingested_at,
+    t._staged_at,
+    {{ run_ts() }} as _decided_at,
+    d._replay_status::varchar,
+    null::text as _reject_reason,
+    (case when d._replay_status = 'admitted' then d._replay_first_seen_ts end)::timestamp,
+    t.customer_id, t.first_name, t.last_name, t.email
+from decisions as d
+cross join lateral (select * from {{ this }} as x where x._bronze_id = d._bronze_id limit 1) as t
+where not d._is_new and d._replay_status <> 'pending'
+{%- endif %}
