@@ -137,6 +137,9 @@ export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
+# Cosmos reads Airflow's [openlineage] namespace when it is imported; without it Airflow logs "section/key
+# [openlineage/namespace] not found in config" in every process that imports Cosmos (.env.example).
+export AIRFLOW__OPENLINEAGE__NAMESPACE="${AIRFLOW__OPENLINEAGE__NAMESPACE:-shopstream}"
 # The dbt docs in the UI (Browse -> dbt Docs, served at /cosmos/shopstream/ by Cosmos' plugin behind
 # the Airflow login, plugins/shopstream_ui.py): the DAG shopstream_dbt_docs (and `make demo`) write them into this
 # folder, read from the same setting. Empty = $AIRFLOW_HOME/dbt_docs/shopstream, so every AIRFLOW_HOME has its own.

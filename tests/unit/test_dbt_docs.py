@@ -123,9 +123,10 @@ def test_docs_dag_runs_after_gold_was_built_and_reconciled(docs_dag):
 
 def test_docs_dag_is_one_cosmos_docs_task_into_the_served_folder(docs_dag):
     from cosmos.operators.local import DbtDocsLocalOperator
+    from shopstream.dbt.docs_operator import DbtDocsToFolderOperator
 
     (task,) = docs_dag.tasks
-    assert isinstance(task, docs.DbtDocsToFolderOperator) and isinstance(task, DbtDocsLocalOperator)
+    assert isinstance(task, DbtDocsToFolderOperator) and isinstance(task, DbtDocsLocalOperator)
     assert task.task_id == "generate_docs"
     assert set(task.required_files) == set(docs.DOCS_FILES)  # catalog included (no --static, no --no-write-json)
     assert Path(task.project_dir) == ROOT / "include" / "dbt" / "shopstream"

@@ -18,7 +18,7 @@ from shopstream.dbt.cosmos_config import (
     project_config,
     render_config,
 )
-from shopstream.dbt.docs import DbtDocsToFolderOperator
+from shopstream.dbt.docs_operator import DbtDocsToFolderOperator
 from shopstream.dbt.paths import GOLD_SELECTOR, SILVER_SELECTOR
 
 
@@ -45,7 +45,7 @@ def _standalone_task_args(dag_id: str, task_id: str, common: dict[str, Any]) -> 
 
 
 def docs_task(dag_id: str, task_id: str = "generate_docs", **kwargs: Any) -> DbtDocsToFolderOperator:
-    """`dbt docs generate` (catalog included) into the folder Cosmos' plugin serves (shopstream.dbt.docs)."""
+    """`dbt docs generate` (catalog included) into the folder Cosmos' plugin serves (shopstream.dbt.docs_operator)."""
     return DbtDocsToFolderOperator(task_id=task_id, **_standalone_task_args(dag_id, task_id, _common_config()),
                                    **kwargs)
 

@@ -2,9 +2,14 @@
 
 Cosmos' Airflow 3 plugin serves a dbt docs folder under `/cosmos/<slug>/` and adds it to the UI's *Browse* menu;
 the folder is named by Airflow's `[cosmos] dbt_docs_projects` setting (scripts/airflow.sh and docker-compose.yaml
-set AIRFLOW__COSMOS__DBT_DOCS_PROJECTS). `DbtDocsToFolderOperator` (DAG `shopstream_dbt_docs`) runs Cosmos' own
-`dbt docs generate` (catalog included: it reads the warehouse's columns) and writes index.html, manifest.json and
-catalog.json into that same folder, read from the same setting, so the writer and the server cannot disagree.
+set AIRFLOW__COSMOS__DBT_DOCS_PROJECTS). The DAG `shopstream_dbt_docs` runs Cosmos' own `dbt docs generate`
+(catalog included: it reads the warehouse's columns; shopstream.dbt.docs_operator) and `make demo` runs it in-process
+(`python -m shopstream.dbt.docs`); both write index.html, manifest.json and catalog.json into that same folder, read
+from the same setting, so the writer and the server cannot disagree.
+
+This module does not import Cosmos: `make demo`'s docs step does not use it, and importing it costs ~1.4 s and
+logs, once per process, that OpenLineage events need apache-airflow-providers-openlineage (not installed: the
+project emits no lineage events).
 
 The docs change only when the dbt project changes (its committed manifest) or when a model had no columns in the
 catalog yet (its table did not exist). Otherwise the task returns at once without running dbt: the DAG follows
@@ -21,8 +26,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from cosmos.operators.local import DbtDocsLocalOperator
 
 from shopstream.dbt.paths import MANIFEST_PATH, PROJECT_NAME
 
@@ -136,48 +139,6 @@ def to_generate(docs_dir: Path, force: bool | str = False) -> tuple[bool, str, s
     if current and str(force).lower() in ("true", "1"):
         return True, "regeneration forced", fingerprint
     return not current, why, fingerprint
-
-
-class DbtDocsToFolderOperator(DbtDocsLocalOperator):
-    """Cosmos' `dbt docs generate` task, writing into the folder Cosmos' plugin serves (`configured_docs_dir`).
-
-    Returns (XCom) what the docs cover - models, sources, tests, catalogued tables, models without columns - and
-    where they are, or why nothing needed generating; `force=True` (the DAG's `force` param) regenerates anyway.
-    """
-
-    def __init__(self, *args: Any, docs_dir: str | None = None, force: bool | str = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.docs_dir = docs_dir
-        self.force = force
-
-    template_fields = (*DbtDocsLocalOperator.template_fields, "force")
-
-    def execute(self, context: Any, **kwargs: Any) -> dict[str, Any]:
-        docs_dir = Path(self.docs_dir) if self.docs_dir else configured_docs_dir()
-        needed, why, fingerprint = to_generate(docs_dir, self.force)
-        if not needed:
-            self.log.info("%s; nothing to generate (the DAG's `force` param regenerates them)", why)
-            return {"generated": False, "why": why, **(read_stamp(docs_dir) or {})}
-        self.log.info("generating the dbt docs: %s", why)
-        stamps: list[dict[str, Any]] = []
-
-        def publish_docs(project_dir: str, **_: Any) -> None:
-            # Bound here, not in __init__: the task that runs is a copy of the operator the DAG file built.
-            stamps.append(publish(Path(project_dir) / "target", docs_dir, fingerprint))
-
-        self.callback = publish_docs
-        self.callback_args = {}
-        super().execute(context, **kwargs)
-        if not stamps:
-            raise RuntimeError(f"dbt docs generate ended without docs to publish into {docs_dir}")
-        stamp = stamps[-1]
-        if stamp["models_without_columns"]:
-            self.log.warning("the catalog has no columns for %s (their tables do not exist yet); the next run "
-                             "regenerates the docs", ", ".join(stamp["models_without_columns"]))
-        self.log.info("dbt docs: %d models, %d sources, %d tests, %d catalogued tables -> %s",
-                      stamp["models"], stamp["sources"], stamp["tests"],
-                      stamp["catalog_tables"], docs_dir)
-        return {"generated": True, "why": why, **stamp}
 
 
 def generate_here(docs_dir: Path, force: bool = False, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
