@@ -23,14 +23,6 @@ PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 
 @pytest.fixture(scope="module")
-def snapshot():
-    path = snapshot_dir()
-    if not has_snapshot(path):
-        pytest.fail(f"DummyJSON snapshot not found at {path}; set SHOPSTREAM_DUMMYJSON_DATA")
-    return load_snapshot(path)
-
-
-@pytest.fixture(scope="module")
 def generated():
     return generate_catalog(users=600, products=500, carts=700, seed=13)
 

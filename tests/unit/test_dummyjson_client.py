@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 
 import pytest
 from shopstream.dummyjson.client import (
@@ -20,48 +19,17 @@ from shopstream.dummyjson.client import (
     RateLimiter,
     RetryBudgetExhausted,
 )
-from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.catalog import generate_catalog
 from shopstream.dummyjson_stub.server import DummyJSONServer
 
-
-class FakeClock:
-    """time()/sleep() pair: sleeping advances the clock instantly (thread-safe)."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def time(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += max(0.0, seconds)
+from tests.support.fake_clock import FakeClock
 
 
 @pytest.fixture(scope="module")
-def snapshot():
-    path = snapshot_dir()
-    if not has_snapshot(path):
-        pytest.fail(f"DummyJSON snapshot not found at {path}; set SHOPSTREAM_DUMMYJSON_DATA")
-    return load_snapshot(path)
-
-
-@pytest.fixture(scope="module")
-def raw_files():
+def raw_files(snapshot_path):
     """The JSON files exactly as published (not through our loader)."""
-    folder = snapshot_dir()
-    return {r: json.loads((folder / f"{r}.json").read_text(encoding="utf-8")) for r in ("users", "products", "carts")}
-
-
-@pytest.fixture(scope="module")
-def server(snapshot):
-    srv = DummyJSONServer(snapshot, rate_limit=None)
-    with srv:
-        yield srv
+    return {r: json.loads((snapshot_path / f"{r}.json").read_text(encoding="utf-8"))
+            for r in ("users", "products", "carts")}
 
 
 @pytest.fixture

@@ -5,37 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import socket
-import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 from shopstream.dummyjson_stub.__main__ import main
-from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, load_snapshot, snapshot_dir
+from shopstream.dummyjson_stub.catalog import generate_catalog
 from shopstream.dummyjson_stub.fault_rules import FaultPlan
 from shopstream.dummyjson_stub.routes import js_number, js_parse_int
 from shopstream.dummyjson_stub.server import DummyJSONServer
 
-
-@pytest.fixture(scope="module")
-def snapshot_path() -> Path:
-    path = snapshot_dir()
-    if not has_snapshot(path):
-        pytest.fail(f"DummyJSON snapshot not found at {path}; set SHOPSTREAM_DUMMYJSON_DATA")
-    return path
-
-
-@pytest.fixture(scope="module")
-def snapshot(snapshot_path):
-    return load_snapshot(snapshot_path)
-
-
-@pytest.fixture(scope="module")
-def server(snapshot):
-    srv = DummyJSONServer(snapshot, rate_limit=None)
-    with srv:
-        yield srv
+from tests.support.fake_clock import FakeClock
 
 
 @pytest.fixture
@@ -48,20 +28,6 @@ def base(server):
 def get(url: str, **kw) -> requests.Response:
     kw.setdefault("timeout", 10)
     return requests.get(url, **kw)
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-        self._lock = threading.Lock()
-
-    def time(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 # ------------------------------------------------------------------------------------ envelope

@@ -10,18 +10,7 @@ import random
 import pytest
 from shopstream import retry
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.support.fake_clock import FakeClock
 
 
 class Flaky(Exception):
@@ -42,7 +31,7 @@ def failing(times: int, error: type[BaseException] = Flaky, result: str = "ok"):
 
 
 def test_returns_after_retrying_with_the_waits_and_attempt_numbers():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     fn, seen = failing(3)
     assert retry.call(fn, retry_if=Flaky, wait=lambda n, _: retry.exponential_delay(n, 0.1, 1.0),
                       max_attempts=5, clock=clock.time, sleep=clock.sleep) == "ok"
@@ -52,7 +41,7 @@ def test_returns_after_retrying_with_the_waits_and_attempt_numbers():
 
 
 def test_other_errors_are_raised_at_once():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     fn, seen = failing(1, error=KeyError)
     with pytest.raises(KeyError):
         retry.call(fn, retry_if=Flaky, wait=lambda n, _: 1.0, max_attempts=5, clock=clock.time, sleep=clock.sleep)
@@ -60,7 +49,7 @@ def test_other_errors_are_raised_at_once():
 
 
 def test_predicate_decides_which_errors_retry():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     fn, seen = failing(5)
     with pytest.raises(Flaky, match="attempt 2"):
         retry.call(fn, retry_if=lambda exc: str(exc) != "attempt 2", wait=lambda n, _: 1.0, max_attempts=9,
@@ -69,7 +58,7 @@ def test_predicate_decides_which_errors_retry():
 
 
 def test_out_of_attempts_raises_the_last_error_without_drawing_a_wait():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     waits: list[int] = []
     fn, seen = failing(10)
 
@@ -83,7 +72,7 @@ def test_out_of_attempts_raises_the_last_error_without_drawing_a_wait():
 
 
 def test_a_wait_past_the_deadline_is_not_slept():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     fn, seen = failing(10)
     with pytest.raises(Flaky, match="attempt 3"):
         retry.call(fn, retry_if=Flaky, wait=lambda n, _: 2.0, deadline=clock.now + 5.0,
@@ -92,7 +81,7 @@ def test_a_wait_past_the_deadline_is_not_slept():
 
 
 def test_time_spent_in_the_attempts_counts_against_the_deadline():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
 
     def slow(attempt):
         clock.now += 3.0
@@ -105,7 +94,7 @@ def test_time_spent_in_the_attempts_counts_against_the_deadline():
 
 
 def test_hooks_see_each_failure_and_give_up_chooses_the_error():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     fn, _ = failing(10)
     slept: list[retry.Failure] = []
     gave_up: list[retry.Failure] = []
@@ -131,7 +120,7 @@ def test_hooks_see_each_failure_and_give_up_chooses_the_error():
 
 
 def test_wait_gets_the_error_of_the_failed_attempt():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     fn, _ = failing(2)
     errors: list[str] = []
     retry.call(fn, retry_if=Flaky, wait=lambda n, exc: errors.append(str(exc)) or 0.0, max_attempts=3,
