@@ -174,13 +174,12 @@ def run(quick: bool) -> list[dict]:
 
     from tests.e2e.harness import (
         LiveAirflow,
-        create_warehouse_and_topics,
         current_hour,
-        drop_warehouse_and_topics,
         iso,
         pipeline_env,
         warehouse_env,
     )
+    from tests.support.throwaway import create_warehouse_and_topics, drop_warehouse_and_topics
 
     sizes = [int(h) for h in (os.environ.get("BENCH_BACKFILL_HOURS") or ("6" if quick else "24,168,720")).split(",")]
     max_active_runs = int(os.environ.get("BENCH_BACKFILL_MAX_ACTIVE_RUNS", 4))

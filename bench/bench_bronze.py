@@ -148,10 +148,11 @@ def _cli_load(dsn: str, bootstrap: str, what: list[str]) -> dict:
 
 def run(quick: bool) -> list[dict]:
     load_project_env()
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
     from shopstream.bronze.loader import LoaderSettings, plan_groups
 
     from tests.support.bronze_messages import event_messages, produce
+    from tests.support.throwaway import create_topics, delete_topics
 
     n = 100_000 if quick else 1_000_000
     naive_sample = 10_000 if quick else 50_000
@@ -159,8 +160,7 @@ def run(quick: bool) -> list[dict]:
     suffix = uuid.uuid4().hex[:8]
     topics = [f"bench-{b}-{suffix}" for b in ("customers", "products", "orders", "events")]
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in topics]).values():
-        f.result(30)
+    create_topics(admin, topics)
     dbs = _Databases()
     try:
         t0 = time.perf_counter()
@@ -214,11 +214,7 @@ def run(quick: bool) -> list[dict]:
         c_rate = naive_sample / _naive(dbs.new(), bootstrap, topics, naive_sample)
     finally:
         dbs.drop_all()
-        for f in admin.delete_topics(topics).values():
-            try:
-                f.result(30)
-            except Exception:  # noqa: BLE001 - best-effort cleanup
-                pass
+        delete_topics(admin, topics)
 
     a_over_b = a_rate / b_rate
     notes = (f"{n:,} messages of ~{avg_bytes:.0f} B over 4 topics x 3 partitions (produced in {produce_s:.1f} s); "

@@ -19,7 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+for _path in (str(ROOT), str(ROOT / "plugins")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from tests.support.throwaway import create_topics, delete_topics  # noqa: E402 - needs ROOT on sys.path
 
 # A past hour: Kafka 4 brokers reject CreateTimes more than log.message.timestamp.after.max.ms (default 1 h)
 # in the future with INVALID_RECORD.
@@ -37,16 +41,14 @@ def _bootstrap() -> str:
 
 def _publish_hour(catalog, bootstrap: str, label: str) -> dict:
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
     from shopstream.extract.messages import TOPICS, Snapshot, build_messages
     from shopstream.extract.publisher import producer_settings, publish
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     suffix = uuid.uuid4().hex[:8]
     names = {t: f"bench-{t}-{suffix}" for t in TOPICS}
-    for f in admin.create_topics([NewTopic(n, num_partitions=3, replication_factor=1)
-                                  for n in names.values()]).values():
-        f.result(30)
+    create_topics(admin, names.values())
     try:
         snap = Snapshot(users=catalog.users, products=catalog.products, carts=catalog.carts)
         started = time.perf_counter()
@@ -84,11 +86,7 @@ def _publish_hour(catalog, bootstrap: str, label: str) -> dict:
                      "3 partitions, uncompressed, linger 20 ms, idempotent acks=all",
         }
     finally:
-        for f in admin.delete_topics(list(names.values())).values():
-            try:
-                f.result(30)
-            except Exception:  # noqa: BLE001 - throwaway topics
-                pass
+        delete_topics(admin, names.values())
 
 
 def _has_leaders(producer, topic: str) -> bool:

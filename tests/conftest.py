@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tests.support.project_env import ROOT, admin_dsn, load_project_env, run_script
+from tests.support.throwaway import create_database, create_topics, delete_topics, drop_database
 
 # Before anything imports Airflow (it reads its configuration once, at import): tests get their own Airflow
 # home, so they never touch the demo's metadata database. Not from .env, so unit tests get it too.
@@ -63,13 +66,9 @@ def fresh_database(postgres_service, request):
     applied by the owner role) runs on it and each connection logs in as its own role: the loader's for
     bronze_db, the analysts' for analyst_db; `.roles` holds every role's parameters.
     """
-    import psycopg
-
     mode = getattr(request, "param", "single_role")
     assert mode in ("single_role", "least_privilege"), mode
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{postgres_service["user"]}"')
+    name = create_database(admin_dsn(), postgres_service["user"], "t")
     params = _DatabaseParams({**postgres_service, "dbname": name})
     params.roles = {"dbt": dict(params)}
     if mode == "least_privilege":
@@ -97,8 +96,17 @@ def fresh_database(postgres_service, request):
                 os.environ.pop(var, None)
             else:
                 os.environ[var] = value
-        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin_dsn(), name)
+
+
+@pytest.fixture(scope="session")
+def airflow_db(project_env) -> Path:
+    """The tests' own Airflow metadata DB (SQLite under .local/airflow-test, see AIRFLOW_HOME above), migrated
+    (`airflow db migrate`, idempotent), for the tests that run DAGs in this process (dag.test); its AIRFLOW_HOME."""
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"], capture_output=True,
+                            text=True, env=os.environ.copy(), timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return Path(os.environ["AIRFLOW_HOME"])
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +119,7 @@ def kafka_bootstrap(project_env) -> str:
 @pytest.fixture
 def unique_topics(kafka_bootstrap):
     """Factory: create fresh topics with unique names (so tests never see each other's messages)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     created: list[str] = []
@@ -119,18 +127,9 @@ def unique_topics(kafka_bootstrap):
     def make(*bases: str, partitions: int = 3) -> dict[str, str]:
         suffix = uuid.uuid4().hex[:8]
         names = {base: f"{base}-{suffix}" for base in bases}
-        futures = admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names.values()]
-        )
-        for f in futures.values():
-            f.result(30)
+        create_topics(admin, names.values(), partitions)
         created.extend(names.values())
         return names
 
     yield make
-    if created:
-        for f in admin.delete_topics(created).values():
-            try:
-                f.result(30)
-            except Exception:  # noqa: BLE001 - best-effort cleanup of throwaway topics
-                pass
+    delete_topics(admin, created)

@@ -3,15 +3,12 @@ runs, and one isolated pipeline (fresh warehouse database, unique Kafka topics) 
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
 from types import SimpleNamespace
 
 import psycopg
 import pytest
 
-from tests.e2e.harness import BASES, ROOT, pipeline_env
+from tests.e2e.harness import BASES, pipeline_env
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,15 +28,6 @@ def dummyjson_api():
         yield SimpleNamespace(url=url, catalog=server.catalog.as_dict(), server=server)
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def airflow_db():
-    """The in-process runs' Airflow metadata DB (SQLite under .local/airflow-test), migrated."""
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"], capture_output=True,
-                            text=True, env=os.environ.copy(), timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return Path(os.environ["AIRFLOW_HOME"])
 
 
 @pytest.fixture

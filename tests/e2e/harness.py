@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -63,42 +62,6 @@ def current_hour(margin: timedelta = timedelta(minutes=1)) -> datetime:
     if top - now < margin:
         time.sleep((top - now).total_seconds() + 2)
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def create_warehouse_and_topics(admin_dsn: str, owner: str, kafka_bootstrap: str, db_prefix: str, topic_tag: str,
-                                partitions: int = 3) -> tuple[str, dict[str, str], Any]:
-    """A fresh warehouse database `<db_prefix>_<random>` owned by `owner` (created over the superuser's
-    `admin_dsn`) and fresh topics `<base>-<topic_tag>-<random>`; returns (database, {base: topic}, the Kafka
-    AdminClient). drop_warehouse_and_topics removes both."""
-    import psycopg
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    db = f"{db_prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}" OWNER "{owner}"')
-    suffix = uuid.uuid4().hex[:8]
-    topics = {b: f"{b}-{topic_tag}-{suffix}" for b in BASES}
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for f in admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
-                                  for t in topics.values()]).values():
-        f.result(30)
-    return db, topics, admin
-
-
-def drop_warehouse_and_topics(admin_dsn: str, db: str, admin, topics: Mapping[str, str]) -> None:
-    """The database and topics of create_warehouse_and_topics (the topics also when dropping the database
-    failed)."""
-    import psycopg
-
-    try:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    finally:
-        for f in admin.delete_topics(list(topics.values())).values():
-            try:
-                f.result(30)
-            except Exception:  # noqa: BLE001 - throwaway topics
-                pass
 
 
 def gold_checksums(conn) -> dict[str, tuple[int, str]]:

@@ -31,15 +31,14 @@ from tests.e2e.harness import (
     DAG_IDS,
     ROOT,
     LiveAirflow,
-    create_warehouse_and_topics,
     current_hour,
-    drop_warehouse_and_topics,
     gold_checksums,
     hours,
     pipeline_env,
     warehouse_env,
 )
 from tests.support.project_env import admin_dsn
+from tests.support.throwaway import create_warehouse_and_topics, drop_warehouse_and_topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.slow]
 
@@ -168,6 +167,18 @@ def _clear(airflow: LiveAirflow, dag_id: str, failed: list[tuple[str, str, int]]
         airflow.clear(dag_id, run_id, [[task_id, map_index]] if map_index >= 0 else [task_id], downstream=True)
 
 
+def _clear_the_one_injected_failure(live: SimpleNamespace, dag_id: str, task_id: str, fault_point: str) -> None:
+    """The fault at `fault_point` failed exactly one task instance of `dag_id`, a `task_id`, once; clear it with its
+    downstream tasks and wait until the DAG has no failed task instance left."""
+    airflow = live.airflow
+    failed = _tis(airflow, dag_id)
+    assert [t for _, t, _ in failed] == [task_id], failed
+    assert faults.read_spec(live.faults_file)[fault_point]["failed"] == 1
+    _clear(airflow, dag_id, failed)
+    airflow.settled(timeout=SETTLE_TIMEOUT)
+    assert _tis(airflow, dag_id) == []
+
+
 def _revoke_writes(dsn: str, table: str, role: str, grant: bool = False) -> None:
     """The real-world dbt failure: the warehouse role loses (or gets back) its write privileges on a table it
     owns (as a superuser; an owner's privileges can be revoked like anyone's)."""
@@ -191,20 +202,9 @@ def test_reprocess_with_faults_then_clear_gives_the_same_gold(live):
     airflow.settled(timeout=SETTLE_TIMEOUT)
 
     # 1. extract: exactly one publish_hour failed, after half of its orders went out
-    failed = _tis(airflow, "shopstream_extract")
-    assert [t for _, t, _ in failed] == ["publish_hour"], failed
-    assert faults.read_spec(live.faults_file)["extract.publish:orders"]["failed"] == 1
-    _clear(airflow, "shopstream_extract", failed)
-    airflow.settled(timeout=SETTLE_TIMEOUT)
-    assert _tis(airflow, "shopstream_extract") == []
-
+    _clear_the_one_injected_failure(live, "shopstream_extract", "publish_hour", "extract.publish:orders")
     # 2. bronze: one load task failed after its first committed batch; clear it and its publish
-    failed = _tis(airflow, "shopstream_bronze")
-    assert [t for _, t, _ in failed] == ["load"], failed
-    assert faults.read_spec(live.faults_file)["bronze.load"]["failed"] == 1
-    _clear(airflow, "shopstream_bronze", failed)
-    airflow.settled(timeout=SETTLE_TIMEOUT)
-    assert _tis(airflow, "shopstream_bronze") == []
+    _clear_the_one_injected_failure(live, "shopstream_bronze", "load", "bronze.load")
 
     # 3. dbt: gold.fct_orders could not be written (permission denied); grant, clear it with its downstream
     failed = _tis(airflow, "shopstream_dbt")

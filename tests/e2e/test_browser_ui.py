@@ -25,12 +25,11 @@ from tests.e2e.harness import (
     DAG_IDS,
     ROOT,
     LiveAirflow,
-    create_warehouse_and_topics,
-    drop_warehouse_and_topics,
     pipeline_env,
     warehouse_env,
 )
 from tests.support.project_env import admin_dsn
+from tests.support.throwaway import create_warehouse_and_topics, drop_warehouse_and_topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.browser, pytest.mark.slow]
 

@@ -17,6 +17,7 @@ from tests.faults.fault_report import REPORT
 from tests.faults.harness import BASES, Pipeline, snapshot
 from tests.support.private_services import PrivateKafka, PrivatePostgres
 from tests.support.project_env import ROOT, admin_dsn
+from tests.support.throwaway import create_topics, delete_topics, drop_database
 
 # The realistic dataset of the process-fault cases: two logical hours of the DummyJSON snapshot, with more
 # clickstream than the default 300 events an hour so each stage runs long enough to be hit mid-way.
@@ -77,28 +78,22 @@ class PipelineFactory:
 
     def __call__(self, name: str, *, kafka: PrivateKafka | None = None, pg: PrivatePostgres | None = None,
                  topics: dict[str, str] | None = None) -> Pipeline:
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient
 
         suffix = uuid.uuid4().hex[:8]
         bootstrap = kafka.bootstrap if kafka else self.shared_kafka
         if topics is None:
             topics = {b: f"{b}-f{suffix}" for b in BASES}
             admin = AdminClient({"bootstrap.servers": bootstrap})
-            for f in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1)
-                                          for t in topics.values()]).values():
-                f.result(30)
+            create_topics(admin, topics.values())
             if kafka is None:  # a private broker is thrown away as a whole
-                self.cleanups.append(lambda: [f.exception(30) for f in admin.delete_topics(list(topics.values())).values()])
+                self.cleanups.append(lambda: delete_topics(admin, topics.values()))
         dbname = f"f_{suffix}"
         if pg is None:
             with psycopg.connect(admin_dsn(), autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{dbname}" OWNER "{self.shared_pg["user"]}"')
             params = {**self.shared_pg, "dbname": dbname}
-
-            def drop():
-                with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            self.cleanups.append(drop)
+            self.cleanups.append(lambda: drop_database(admin_dsn(), dbname))
         else:
             params = pg.create_database(dbname)
         return Pipeline(name, topics, bootstrap, params, self.base / f"{name}-{suffix}", self.url)

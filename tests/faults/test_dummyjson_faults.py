@@ -39,13 +39,14 @@ from shopstream.dummyjson_stub.catalog import generate_catalog, has_snapshot, lo
 from shopstream.dummyjson_stub.server import DummyJSONServer
 from shopstream.extract.messages import RESOURCES, Snapshot, build_messages
 from shopstream.extract.tasks import extract_topic
+from shopstream.topics import TOPICS
 
 from tests.faults.harness import assert_build_passed, topic_env
 from tests.support.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-BASES = ("customers", "products", "orders", "events")
+BASES = TOPICS
 # A recent past hour (no value counts as "far in the future"; the broker keeps any timestamp).
 HOUR = (datetime.now(UTC) - timedelta(days=2)).replace(hour=14, minute=0, second=0, microsecond=0)
 PAGE = 100

@@ -24,7 +24,6 @@ with its reason; "duplicates" are extra copies of one Kafka coordinate in bronze
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,11 +51,11 @@ from tests.support.contract_messages import (
     product_value,
 )
 from tests.support.project_env import admin_dsn
+from tests.support.throwaway import create_warehouse_and_topics, drop_warehouse_and_topics
 from tests.support.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-BASES = ("customers", "products", "orders", "events")
 PARTITIONS = 3
 MAX_VALUE_BYTES = 256 * 1024  # the loader's oversize limit in this scenario (the broker takes 1 MB)
 SOURCES = {"customers": "dummyjson:/users", "products": "dummyjson:/products", "orders": "derived:/carts",
@@ -395,18 +394,9 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(postgres_service, kafka_bootstrap, tmp_path_factory):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    name = f"t_faults_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{postgres_service["user"]}"')
+    name, topics, admin = create_warehouse_and_topics(admin_dsn(), postgres_service["user"], kafka_bootstrap,
+                                                      "t_faults", "inputfaults", PARTITIONS)
     params = {**postgres_service, "dbname": name}
-    suffix = uuid.uuid4().hex[:8]
-    topics = {b: f"{b}-inputfaults-{suffix}" for b in BASES}
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for f in admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1)
-                                  for t in topics.values()]).values():
-        f.result(30)
     dsn = psycopg.conninfo.make_conninfo(**params)
     wh = Warehouse.open(params, Path(tmp_path_factory.mktemp("dbt-input-faults")))
 
@@ -464,13 +454,7 @@ def scenario(postgres_service, kafka_bootstrap, tmp_path_factory):
         yield Scenario(wh, topics, poisons, invalid, good, load2, q2, q3)
     finally:
         wh.close()
-        for f in admin.delete_topics(list(topics.values())).values():
-            try:
-                f.result(30)
-            except Exception:  # noqa: BLE001 - best-effort cleanup of throwaway topics
-                pass
-        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_warehouse_and_topics(admin_dsn(), name, admin, topics)
 
 
 # ------------------------------------------------------------------------------------------ poison

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
+from shopstream.topics import TOPICS
 
 from tests.support.bronze_messages import bronze_set, event_messages, produce, produced_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 ROOT = Path(__file__).resolve().parents[2]
-BASES = ("customers", "products", "orders", "events")
-
-
-@pytest.fixture(scope="session")
-def bronze_airflow_db():
-    """The tests' own Airflow metadata DB (SQLite under .local/airflow-test), migrated; idempotent."""
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"],
-                            capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return os.environ["AIRFLOW_HOME"]
+BASES = TOPICS
 
 
 def _load_dag():
@@ -41,7 +31,7 @@ def _load_dag():
     return dag
 
 
-def test_dag_loads_bronze_and_emits_the_asset(bronze_airflow_db, fresh_database, kafka_bootstrap,
+def test_dag_loads_bronze_and_emits_the_asset(airflow_db, fresh_database, kafka_bootstrap,
                                               unique_topics, monkeypatch):
     names = unique_topics(*BASES)
     topics = list(names.values())

@@ -19,6 +19,7 @@ from shopstream.bronze.consumer import list_partitions
 from shopstream.bronze.loader import BronzeLoader, LoaderSettings, plan_groups
 from shopstream.bronze.planning import parse_tps
 from shopstream.bronze.schema import apply_ddl
+from shopstream.topics import TOPICS
 
 from tests.support.bronze_messages import (
     BASE_TS_MS,
@@ -31,7 +32,7 @@ from tests.support.bronze_messages import (
 
 pytestmark = pytest.mark.integration
 
-BASES = ("customers", "products", "orders", "events")
+BASES = TOPICS
 
 
 def conninfo(params: dict) -> str:

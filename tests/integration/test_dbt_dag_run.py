@@ -10,8 +10,6 @@ orders with a valid status), the run is cleared and run again, and it completes 
 
 from __future__ import annotations
 
-import os
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,14 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "shopstream_dbt.py"
-
-
-@pytest.fixture(scope="module")
-def airflow_db():
-    """The tests' Airflow metadata DB (SQLite under .local/airflow-test), migrated; idempotent."""
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"], capture_output=True,
-                            text=True, env=os.environ.copy(), timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
 
 def _load_dag():

@@ -7,8 +7,6 @@ client, so the assertions are about what is on the broker.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,15 +148,6 @@ def _values(user: dict, paths) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------- through Airflow
-
-
-@pytest.fixture(scope="session")
-def airflow_db():
-    """The tests' own Airflow metadata DB (SQLite under .local/airflow-test), migrated; idempotent."""
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"],
-                            capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return os.environ["AIRFLOW_HOME"]
 
 
 @pytest.mark.airflow

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from shopstream.topics import TOPICS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BASES = ("customers", "products", "orders", "events")
+BASES = TOPICS
 HOUR = datetime(2026, 11, 2, 10, tzinfo=UTC)
 SCANNED_SCHEMAS = ("bronze", "staging", "silver", "gold")
 # Values of the drop list too short or too generic to search for without false hits (e.g. an EIN "977-175" is a

@@ -7,6 +7,7 @@
 - bronze_messages: known message sets produced to Kafka, and bronze read back in the same shape.
 - binary_copy: reads back the binary COPY rows of shopstream.bronze.copyrows.
 - private_services: private PostgreSQL / Kafka instances that a test may stop, crash or break.
+- throwaway: fresh Kafka topics and PostgreSQL databases with unique names, and their cleanup.
 - fake_clock: a time()/sleep() pair that sleeping advances at once (retries, rate limits without waiting).
 
 Helpers that one folder uses stay beside it (tests/faults/harness.py, tests/faults/fault_report.py,

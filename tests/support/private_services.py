@@ -84,6 +84,14 @@ def private_dir(prefix: str) -> Path:
     return base
 
 
+def last_lines(path: Path, n: int) -> str:
+    """The last `n` lines of the log file `path` ("" while it does not exist), for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
 def pg_bindir() -> Path:
     """The PostgreSQL server binaries, found the way scripts/postgres.sh finds them."""
     if os.environ.get("PG_BINDIR"):
@@ -131,10 +139,7 @@ class PrivatePostgres:
         return result
 
     def log_tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return last_lines(self.log, n)
 
     @classmethod
     def create(cls, user: str | None = None, password: str | None = None, port: int | None = None,
@@ -290,10 +295,7 @@ class PrivateKafka:
             raise RuntimeError(f"private Kafka on {self.bootstrap} did not start (rc {wait.returncode}):\n{tail}")
 
     def log_tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join((self.logdir / "server.log").read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return last_lines(self.logdir / "server.log", n)
 
     def stop(self, timeout: float = 30) -> None:
         """Clean shutdown (SIGTERM), SIGKILL after `timeout` s."""
@@ -317,13 +319,11 @@ class PrivateKafka:
         self.start()
 
     def create_topics(self, names: list[str], partitions: int | None = None) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        futures = admin.create_topics([NewTopic(n, num_partitions=partitions or self.partitions,
-                                                replication_factor=1) for n in names])
-        for f in futures.values():
-            f.result(30)
+        from tests.support.throwaway import create_topics
+
+        create_topics(AdminClient({"bootstrap.servers": self.bootstrap}), names, partitions or self.partitions)
 
     def destroy(self) -> None:
         try:
