@@ -69,6 +69,22 @@ def loader_failure(p: Pipeline, proc: subprocess.Popen) -> str:
     return p.log_tail(6000)
 
 
+def assert_rerun_completes_bronze(p: Pipeline, clean_run, fault_report, covered: int, total: int, *, after: str,
+                                  case: str, failure: str) -> None:
+    """Once the fault is removed (`after`: what removed it), a loader rerun drains the topics, inserts exactly the
+    messages the failed run had not committed (`total - covered`), and bronze equals the clean run's; the case is
+    recorded in the fault summary with `failure`, how the first run ended."""
+    rerun = p.run(p.loader_cmd(), 300, f"loader rerun after {after}")
+    assert rerun["stopped_by"] == "drained"
+    assert rerun["totals"]["inserted"] == total - covered
+    state = snapshot(p, layers=False)
+    fig = compare(clean_run.state, state, layers=False)
+    fig.record(fault_report, case,
+               note=(f"{failure} with {covered}/{total} committed, no partial batch; rerun after {after} inserted "
+                     f"{rerun['totals']['inserted']}; bronze equals the clean run's"))
+    assert_equal_to_clean(clean_run.state, state, fig, layers=False)
+
+
 def test_permission_revoked_mid_load(clean_run, make_pipeline, fault_report):
     p = make_pipeline("revoke", topics=clean_run.pipeline.topics)
     total = p.kafka_total()
@@ -87,16 +103,9 @@ def test_permission_revoked_mid_load(clean_run, make_pipeline, fault_report):
 
     with psycopg.connect(admin_dsn(p.params["dbname"]), autocommit=True) as su:
         su.execute(f'GRANT INSERT ON bronze.raw_events TO "{role}"')
-    rerun = p.run(p.loader_cmd(), 300, "loader rerun after GRANT")
-    assert rerun["stopped_by"] == "drained"
-    assert rerun["totals"]["inserted"] == total - covered
-    state = snapshot(p, layers=False)
-    fig = compare(clean_run.state, state, layers=False)
-    fig.record(fault_report, "bronze write: REVOKE INSERT mid-load",
-               note=(f"loader exit 1 'permission denied for table raw_events' (42501) with {covered}/{total} "
-                     f"committed, no partial batch; rerun after GRANT inserted {rerun['totals']['inserted']}; "
-                     "bronze equals the clean run's"))
-    assert_equal_to_clean(clean_run.state, state, fig, layers=False)
+    assert_rerun_completes_bronze(p, clean_run, fault_report, covered, total, after="GRANT",
+                                  case="bronze write: REVOKE INSERT mid-load",
+                                  failure="loader exit 1 'permission denied for table raw_events' (42501)")
 
 
 def _mount_tmpfs(path, size: str) -> str | None:
@@ -154,16 +163,9 @@ def test_disk_full_writing_bronze(clean_run, make_pipeline, private_pg, fault_re
             assert r.returncode == 0, r.stderr
         else:
             private_pg.superuser_sql("DROP TRIGGER fault_disk_full ON bronze.raw_events", db)
-        rerun = p.run(p.loader_cmd(), 300, "loader rerun after freeing space")
-        assert rerun["stopped_by"] == "drained"
-        assert rerun["totals"]["inserted"] == total - covered
-        state = snapshot(p, layers=False)
-        fig = compare(clean_run.state, state, layers=False)
-        fig.record(fault_report, "bronze write: disk full (53100)",
-                   note=(f"{how}: loader exit 1 'No space left on device' (DiskFull) with {covered}/{total} "
-                         f"committed, no partial batch; rerun after freeing space inserted "
-                         f"{rerun['totals']['inserted']}; bronze equals the clean run's"))
-        assert_equal_to_clean(clean_run.state, state, fig, layers=False)
+        assert_rerun_completes_bronze(p, clean_run, fault_report, covered, total, after="freeing space",
+                                      case="bronze write: disk full (53100)",
+                                      failure=f"{how}: loader exit 1 'No space left on device' (DiskFull)")
     finally:
         private_pg.superuser_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         if mounted:

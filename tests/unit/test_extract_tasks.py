@@ -79,6 +79,16 @@ def sent(monkeypatch):
     return out
 
 
+@pytest.fixture
+def task_client(catalog, monkeypatch):
+    """The Airflow task's clients replaced: the DummyJSON client of the `dummyjson_api` connection is a FakeClient
+    (returned), and the Kafka config of a connection is {"bootstrap.servers": <its connection id>}."""
+    client = FakeClient(catalog)
+    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
+    monkeypatch.setattr(tasks, "kafka_config", lambda conn_id: {"bootstrap.servers": conn_id})
+    return client
+
+
 @pytest.mark.parametrize("topic", TOPICS)
 def test_extract_topic_fetches_only_what_it_needs(topic, catalog, sent):
     client = FakeClient(catalog)
@@ -92,10 +102,8 @@ def test_extract_topic_fetches_only_what_it_needs(topic, catalog, sent):
     assert counts["logical_hour"] == "2026-11-27T13:00:00Z"
 
 
-def test_run_extract_task_uses_the_run_hour_env_topic_and_sets_the_asset_extra(catalog, sent, monkeypatch):
-    client = FakeClient(catalog)
-    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
-    monkeypatch.setattr(tasks, "kafka_config", lambda conn_id: {"bootstrap.servers": conn_id})
+def test_run_extract_task_uses_the_run_hour_env_topic_and_sets_the_asset_extra(task_client, sent, monkeypatch):
+    client = task_client
     monkeypatch.setenv("SHOPSTREAM_TOPIC_ORDERS", "orders-abc")
     outlets = defaultdict(Outlet)
     context = {
@@ -132,10 +140,8 @@ def test_extract_hour_fetches_each_resource_once_and_publishes_every_topic(catal
         assert [m.value for m in alone] == [m.value for m in sent[TOPICS.index(topic)][0]]
 
 
-def test_run_extract_hour_task_sets_one_asset_event_per_topic(catalog, sent, monkeypatch):
-    client = FakeClient(catalog)
-    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
-    monkeypatch.setattr(tasks, "kafka_config", lambda conn_id: {"bootstrap.servers": conn_id})
+def test_run_extract_hour_task_sets_one_asset_event_per_topic(task_client, sent, monkeypatch):
+    client = task_client
     monkeypatch.setenv("SHOPSTREAM_TOPIC_EVENTS", "events-abc")
     outlets = defaultdict(Outlet)
     context = {"data_interval_start": pendulum.datetime(2026, 11, 27, 13, tz="UTC"),
@@ -148,18 +154,13 @@ def test_run_extract_hour_task_sets_one_asset_event_per_topic(catalog, sent, mon
             "logical_hour": "2026-11-27T13:00:00Z", "topic": name, "messages": results[topic]["published"]}
 
 
-def test_run_extract_task_without_a_date_fails_before_fetching(catalog, sent, monkeypatch):
-    client = FakeClient(catalog)
-    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
+def test_run_extract_task_without_a_date_fails_before_fetching(task_client, sent):
     with pytest.raises(ValueError, match="logical hour"):
         tasks.run_extract_task("customers", data_interval_start=None, logical_date=None)
-    assert client.fetched == [] and sent == []
+    assert task_client.fetched == [] and sent == []
 
 
-def test_run_extract_hour_task_records_what_it_published_in_the_ops_schema(catalog, sent, ops_records, monkeypatch):
-    client = FakeClient(catalog)
-    monkeypatch.setattr(tasks, "dummyjson_client", lambda conn_id="dummyjson_api": client)
-    monkeypatch.setattr(tasks, "kafka_config", lambda conn_id: {"bootstrap.servers": conn_id})
+def test_run_extract_hour_task_records_what_it_published_in_the_ops_schema(task_client, sent, ops_records):
     context = {"data_interval_start": pendulum.datetime(2026, 11, 27, 13, tz="UTC"),
                "logical_date": pendulum.datetime(2026, 11, 27, 14, tz="UTC"), "run_id": "manual__x"}
     results = tasks.run_extract_hour_task(**context)
