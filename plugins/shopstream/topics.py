@@ -20,10 +20,15 @@ def env_var(base_topic: str) -> str:
     return ENV_PREFIX + base_topic.upper()
 
 
-def topic_name(base_topic: str, environ: Mapping[str, str] | None = None) -> str:
-    """The Kafka topic for `base_topic`: `$SHOPSTREAM_TOPIC_<BASE>` when set, else the base name."""
+def check_base_topic(base_topic: str) -> None:
+    """ValueError naming the four topics unless `base_topic` is one of them."""
     if base_topic not in TOPICS:
         raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
+
+
+def topic_name(base_topic: str, environ: Mapping[str, str] | None = None) -> str:
+    """The Kafka topic for `base_topic`: `$SHOPSTREAM_TOPIC_<BASE>` when set, else the base name."""
+    check_base_topic(base_topic)
     env = os.environ if environ is None else environ
     return env.get(env_var(base_topic)) or base_topic
 

@@ -41,7 +41,7 @@ from shopstream.extract.derive import (
 from shopstream.extract.messages import RESOURCES, Snapshot, build_messages
 from shopstream.extract.publisher import close_producer, open_producer, publish
 from shopstream.hours import hour_iso, logical_hour
-from shopstream.topics import TOPICS, topic_name
+from shopstream.topics import TOPICS, check_base_topic, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ def publish_topic(
 ) -> dict[str, Any]:
     """Build and publish one topic's messages for `hour` from an already fetched `snapshot`; returns the counts.
     `producer` (optional): an open confluent-kafka Producer to use (and leave open)."""
-    if base_topic not in TOPICS:
-        raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
+    check_base_topic(base_topic)
     name = topic or base_topic
     started = time.perf_counter()
     messages = build_messages(base_topic, snapshot, hour, settings, name)
@@ -134,8 +133,7 @@ def extract_topic(
     `client` is a `DummyJSONClient` (anything with `fetch_all(resource)` and a `stats` dict with
     `requests`/`retries`).
     """
-    if base_topic not in TOPICS:
-        raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
+    check_base_topic(base_topic)
     snapshot, fetch = _fetch(client, RESOURCES[base_topic])
     counts = publish_topic(base_topic, hour, snapshot, producer_config, settings=settings, topic=topic,
                            flush_timeout=flush_timeout)
@@ -225,6 +223,5 @@ def run_extract_hour_task(*, data_interval_start: Any = None, logical_date: Any 
 def run_extract_task(base_topic: str, **run: Any) -> dict[str, Any]:
     """One topic of the run's hour (run_extract_hour_task restricted to `base_topic`, same keyword arguments);
     its counts."""
-    if base_topic not in TOPICS:
-        raise ValueError(f"unknown topic {base_topic!r}; expected one of {TOPICS}")
+    check_base_topic(base_topic)
     return run_extract_hour_task(**run, base_topics=(base_topic,))[base_topic]
