@@ -172,6 +172,28 @@ port_owner() {
 }
 port_in_use() { [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
 
+# command_line PID -> the process's arguments separated by spaces; nothing (and false) when there is no such process.
+command_line() { [ -n "${1:-}" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+
+# daemon_pid PIDFILE PORT IS_OURS -> the pid of a daemon this project started (empty when it is not running): the pid
+# in PIDFILE when the function IS_OURS accepts it (IS_OURS PID: is this live process our daemon?); otherwise a stale
+# PIDFILE is removed, and a daemon of ours that lost its pid file is adopted (found as the owner of PORT, written back
+# to PIDFILE). dummyjson.sh and kafka.sh find their servers with it.
+daemon_pid() {
+  local pidfile="$1" port="$2" is_ours="$3" pid="" owner
+  [ -f "$pidfile" ] && pid="$(tr -dc '0-9' <"$pidfile")"
+  if [ -n "$pid" ] && "$is_ours" "$pid"; then echo "$pid"; return; fi
+  if [ -f "$pidfile" ]; then
+    info "removing stale pid file $pidfile (process ${pid:-?} is gone)"
+    rm -f "$pidfile"
+  fi
+  owner="$(port_owner "$port")"; owner="${owner%%/*}"
+  if [ -n "$owner" ] && "$is_ours" "$owner"; then
+    echo "$owner" >"$pidfile"
+    echo "$owner"
+  fi
+}
+
 # hold_lock FILE WHAT [SECONDS]: an exclusive lock on FILE (fd 8) until this script exits, waiting (default 300 s,
 # or SHOPSTREAM_LOCK_TIMEOUT) for another script that holds it: two starts at once (two `make up`, `make demo`
 # while a test starts the services) run one after the other, and the second finds the service up. A daemon the

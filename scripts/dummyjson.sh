@@ -30,28 +30,10 @@ mkdir -p "$DROOT"
 is_local_host() { case "$HOST" in 127.*|localhost|0.0.0.0|::1|'') return 0 ;; *) return 1 ;; esac; }
 
 # is_our_server PID -> true when PID is a live server of this module listening on our port.
-is_our_server() {
-  [ -n "${1:-}" ] && [ -r "/proc/$1/cmdline" ] \
-    && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qE -- "-m $MODULE .*--port $PORT( |$)"
-}
+is_our_server() { command_line "${1:-}" | grep -qE -- "-m $MODULE .*--port $PORT( |$)"; }
 
-# server_pid -> the running server's pid (empty when stopped); clears a stale pid file and adopts a server
-# of ours that lost its pid file (found as the owner of the port).
-server_pid() {
-  local pid=""
-  [ -f "$PIDFILE" ] && pid="$(tr -dc '0-9' <"$PIDFILE")"
-  if [ -n "$pid" ] && is_our_server "$pid"; then echo "$pid"; return; fi
-  if [ -f "$PIDFILE" ]; then
-    info "removing stale pid file $PIDFILE (process ${pid:-?} is gone)"
-    rm -f "$PIDFILE"
-  fi
-  local owner
-  owner="$(port_owner "$PORT")"; owner="${owner%%/*}"
-  if [ -n "$owner" ] && is_our_server "$owner"; then
-    echo "$owner" >"$PIDFILE"
-    echo "$owner"
-  fi
-}
+# server_pid -> the running server's pid (empty when stopped); see daemon_pid in common.sh.
+server_pid() { daemon_pid "$PIDFILE" "$PORT" is_our_server; }
 
 answers() { curl -sf -m 2 "$URL/__health" >/dev/null 2>&1; }
 

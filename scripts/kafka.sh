@@ -37,28 +37,10 @@ mkdir -p "$KROOT"
 
 # is_our_broker PID -> true when PID is a live broker JVM started with our server.properties.
 # (A zombie or a reused PID has another/empty command line, so a stale pid file never matches.)
-is_our_broker() {
-  [ -n "${1:-}" ] && [ -r "/proc/$1/cmdline" ] \
-    && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$BROKER_MAIN $PROPS"
-}
+is_our_broker() { command_line "${1:-}" | grep -qF -- "$BROKER_MAIN $PROPS"; }
 
-# broker_pid -> prints the running broker's pid (empty when stopped). Clears a stale pid file, and adopts a
-# broker of ours that lost its pid file (found as the owner of the broker port).
-broker_pid() {
-  local pid=""
-  [ -f "$PIDFILE" ] && pid="$(tr -dc '0-9' <"$PIDFILE")"
-  if [ -n "$pid" ] && is_our_broker "$pid"; then echo "$pid"; return; fi
-  if [ -f "$PIDFILE" ]; then
-    info "removing stale pid file $PIDFILE (process ${pid:-?} is gone)"
-    rm -f "$PIDFILE"
-  fi
-  local owner
-  owner="$(port_owner "$KAFKA_PORT")"; owner="${owner%%/*}"
-  if [ -n "$owner" ] && is_our_broker "$owner"; then
-    echo "$owner" >"$PIDFILE"
-    echo "$owner"
-  fi
-}
+# broker_pid -> prints the running broker's pid (empty when stopped); see daemon_pid in common.sh.
+broker_pid() { daemon_pid "$PIDFILE" "$KAFKA_PORT" is_our_broker; }
 
 require_venv() {
   [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import confluent_kafka' 2>/dev/null \
