@@ -3,19 +3,11 @@
   the number of silver events; a (day, type) missing on either side fails. The aggregate recomputes only the
   days an increment touched, so a day it forgot (an event moved to another day, the old day kept its count)
   shows here.
-  Scope (var test_scope): 'batch' checks the days of the aggregate's latest run and every day, current or
-  earlier (_event_dates), of the events silver wrote in its latest run; 'all' every day.
+  Which days (var test_scope): macros/per_day_check_days.sql; an event's earlier days are its _event_dates.
 -#}
 {% test events_per_day_match(model, events) %}
-{%- set latest_batch_only = var('test_scope', 'batch') != 'all' %}
-{%- set events_batch = "_loaded_at >= " ~ ts_watermark(events, '_loaded_at') if latest_batch_only else "true" %}
 with days as (
-    select event_date as day from {{ model }}
-    {%- if latest_batch_only %} where _src_loaded_at >= {{ ts_watermark(model, '_src_loaded_at') }}{% endif %}
-    union
-    select created_at::date from {{ events }} where {{ events_batch }}
-    union
-    select d from {{ events }} as e cross join unnest(e._event_dates) as d where {{ events_batch }}
+{{ per_day_check_days(model, 'event_date', events, '_loaded_at', 'created_at', '_event_dates') }}
 ),
 
 silver_counts as (

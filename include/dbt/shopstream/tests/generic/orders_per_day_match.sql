@@ -3,19 +3,11 @@
   fct_orders rows that day and revenue = their total_amount summed; a day with orders but no row, or a row for a
   day without orders, fails. The aggregate recomputes only the days an increment touched, so a day it forgot
   (an order moved to another day, the old day kept its count) shows here.
-  Scope (var test_scope): 'batch' checks the days of the aggregate's latest run and every day, current or
-  earlier (_order_dates), of the orders fct_orders wrote in its latest run; 'all' every day.
+  Which days (var test_scope): macros/per_day_check_days.sql; an order's earlier days are its _order_dates.
 -#}
 {% test orders_per_day_match(model, orders) %}
-{%- set latest_batch_only = var('test_scope', 'batch') != 'all' %}
-{%- set orders_batch = "_src_loaded_at >= " ~ ts_watermark(orders, '_src_loaded_at') if latest_batch_only else "true" %}
 with days as (
-    select order_date as day from {{ model }}
-    {%- if latest_batch_only %} where _src_loaded_at >= {{ ts_watermark(model, '_src_loaded_at') }}{% endif %}
-    union
-    select order_date::date from {{ orders }} where {{ orders_batch }}
-    union
-    select d from {{ orders }} as o cross join unnest(o._order_dates) as d where {{ orders_batch }}
+{{ per_day_check_days(model, 'order_date', orders, '_src_loaded_at', 'order_date', '_order_dates') }}
 )
 select d.day as order_date, a.orders, a.revenue, f.orders as fct_orders_orders, f.revenue as fct_orders_revenue
 from days as d
