@@ -228,6 +228,44 @@ def test_a_customer_whose_newest_version_waits_keeps_its_newest_admissible_one(w
     assert_full_refresh_agrees(wh)
 
 
+def test_email_decisions_hold_when_silver_missed_a_run(wh):
+    """A staging run whose silver run failed (admitted rows silver has not consumed): the next run must see
+    who holds what from those rows, not from silver's stale emails."""
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    email = {cid: customer_value(cid)["email"] for cid in (1, 2, 3)}
+    wh.insert([_customer(1, "one.moved@x.dummyjson.com", h1 + timedelta(hours=1)),
+               _customer(2, email[1], h1 + timedelta(hours=1))])  # 2 takes the address 1 gives up
+    assert_success(wh.build("--select", "stg_customers"))  # silver.customers does not run
+    wh.insert([_customer(3, email[1], h1 + timedelta(hours=2)),  # too late: 2 holds it
+               _customer(1, email[2], h1 + timedelta(hours=2))])  # 2's old address is free
+    assert_success(wh.build())
+    assert _emails(wh, 1, 2, 3) == {1: email[2], 2: email[1], 3: email[3]}
+    assert quarantine(wh, "3") == [("customers", "duplicate_email", "pending")]
+    assert_full_refresh_agrees(wh)
+
+
+def test_a_batch_the_gate_rejects_frees_no_email(wh):
+    """The reject-rate gate rejects a batch in which customer 1 gives its address up: the claim waiting for
+    that address must keep waiting (the move never happened as far as silver is concerned)."""
+    h1 = base_hour()
+    wh.insert(hour_messages(h1))
+    assert_success(wh.build())
+    email = customer_value(1)["email"]
+    wh.insert([_customer(2, email, h1 + timedelta(hours=1))])
+    assert_success(wh.build())
+    assert quarantine(wh, "2") == [("customers", "duplicate_email", "pending")]
+    garbage = [message("customers", {**customer_value(1), "id": 7000 + n, "email": "not-an-email"},
+                       h1 + timedelta(hours=2)) for n in range(30)]
+    wh.insert([_customer(1, "one.moved@x.dummyjson.com", h1 + timedelta(hours=2)), *garbage])
+    run = wh.build(check=False)
+    assert not run.success  # the gate's test fails the run: the page
+    assert quarantine(wh, "2") == [("customers", "duplicate_email", "pending")]
+    assert _emails(wh, 1, 2) == {1: email, 2: customer_value(2)["email"]}
+    assert quarantine(wh, "1") == [("customers", "rejected_batch", "rejected")]
+
+
 # --- #13.2: a valid window for timestamps --------------------------------------------------------------------
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
