@@ -30,14 +30,20 @@
     $ensure_index$
 {%- endmacro %}
 
-{#- Indexes every staging table needs (post-hook). The unique _bronze_id index comes from `indexes`.
+{#- Indexes every staging table needs (post-hook, before the hooks that use them). The unique _bronze_id
+    index comes from `indexes`. `key`: the entity key column, indexed with _event_ts for the tie groups of
+    macros/conflicting_duplicates.sql (its post-hook also finds this run's rows by _decided_at).
     `rejected_key`: the entity key of a parent table (customers, products), indexed for its rejected rows:
     a pending order/event looks up whether its missing parent was rejected (macros/parsing.sql). -#}
-{% macro staging_indexes(relation, rejected_key=none) -%}
+{% macro staging_indexes(relation, key=none, rejected_key=none) -%}
     {{ ensure_index(relation, 'admitted', "(_decided_at) where _status = 'admitted'") }};
     {{ ensure_index(relation, 'pending', "(_bronze_id) where _status = 'pending'") }};
     {{ ensure_index(relation, 'quarantined', "(_bronze_id) where _status in ('rejected', 'pending')") }};
     {{ ensure_index(relation, 'staged', "(_staged_at)") }}
+    {%- if key %};
+    {{ ensure_index(relation, 'decided', "(_decided_at)") }};
+    {{ ensure_index(relation, 'key', "(" ~ key ~ ", _event_ts)") }}
+    {%- endif %}
     {%- if rejected_key %};
     {{ ensure_index(relation, 'rejected_key', "(" ~ rejected_key ~ ") where _status = 'rejected'") }}
     {%- endif %}

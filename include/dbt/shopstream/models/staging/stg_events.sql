@@ -1,8 +1,10 @@
 {#-
   One row per bronze `events` message: parsed, validated, decided (rejected / superseded / pending /
   admitted, as in stg_orders: the latest version whose customer is in silver is admitted, newer versions
-  waiting for their customer are pending, reason pending_customer). Two versions of one event_id with the same timestamp but different content are a
-  conflicting duplicate: the one with the highest (partition, offset) wins, the other is rejected.
+  waiting for their customer are pending, reason pending_customer). Two versions of one event_id with the
+  same timestamp but different content are a conflicting duplicate: the one with the highest (partition,
+  offset) wins, the other is rejected unless the winner is pending (post-hook relabel_conflicting_duplicates,
+  macros/conflicting_duplicates.sql, as in stg_orders).
 -#}
 {{
   config(
@@ -10,7 +12,9 @@
     incremental_strategy='upsert',
     unique_key='_bronze_id',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook=["{{ reject_rate_gate(this) }}", "{{ staging_indexes(this) }}"],
+    post_hook=["{{ staging_indexes(this, key='event_id') }}",
+               "{{ relabel_conflicting_duplicates(this, 'event_id', 'events') }}",
+               "{{ reject_rate_gate(this) }}"],
   )
 }}
 {%- set silver = existing_relation('silver', 'events') %}
@@ -80,17 +84,18 @@ pool as (
     {%- endif %}
 ),
 
+tied as (
+    {{ stored_tie_winner('pool', this, 'event_id', 'events') }}
+),
+
 ranked as (
     select
         *,
         row_number() over (
-            partition by event_id order by _event_ts desc, _partition desc, _offset desc
+            partition by event_id order by {{ version_order('events') }}
         ) as _version_rank,
-        first_value(_content_hash) over (
-            partition by event_id, _event_ts order by _partition desc, _offset desc
-        ) as _tie_winner_hash,
         min(_first_seen_ts) over (partition by event_id) as _pool_first_seen_ts
-    from pool
+    from tied
 ),
 
 state as materialized (
@@ -135,11 +140,12 @@ evaluated as (
 ),
 
 {#- The latest ADMISSIBLE version is admitted (as in stg_orders): a newer version waiting for its customer
-    stays pending without hiding it; older versions are superseded. #}
+    stays pending without hiding it; older versions are superseded; a version a stored tie winner beats is
+    a conflicting duplicate. #}
 marked as (
     select
         *,
-        min(_version_rank) filter (where not _is_current or _customer_known)
+        min(_version_rank) filter (where not _stored_winner_differs and (not _is_current or _customer_known))
             over (partition by event_id) as _admitted_rank
     from evaluated
 ),
@@ -147,17 +153,17 @@ marked as (
 decisions as (
     select
         _bronze_id, _is_new, _old_status, _old_reason, _old_first_seen_ts,
-        (case when _version_rank > 1 and _content_hash <> _tie_winner_hash then 'rejected'
+        (case when _stored_winner_differs then 'rejected'
               when _version_rank < coalesce(_admitted_rank, _version_rank + 1) then 'pending'
               when _version_rank = _admitted_rank then 'admitted'
               else 'superseded' end)::varchar as _status,
-        (case when _version_rank > 1 and _content_hash <> _tie_winner_hash then 'conflicting_duplicate'
+        (case when _stored_winner_differs then 'conflicting_duplicate'
               when _version_rank < coalesce(_admitted_rank, _version_rank + 1) then
             'pending_customer' || {{ parent_rejected_suffix(
             "exists (select 1 from " ~ ref('stg_customers') ~ " as p where p.customer_id = marked.customer_id and p._status = 'rejected')") }}
          end)::text as _reject_reason,
         (case when _version_rank <= coalesce(_admitted_rank, _version_rank)
-                   and not (_version_rank > 1 and _content_hash <> _tie_winner_hash)
+                   and not _stored_winner_differs
               then _pool_first_seen_ts end)::timestamp as _first_seen_ts
     from marked
 )

@@ -14,7 +14,10 @@
   Versions are ordered by macros/version_order.sql: Kafka timestamp (= order_ts, so successive versions -
   status changes - legitimately share it), then the status' place in the lifecycle, then (partition,
   offset). Two versions with the same timestamp and status but different content are a conflicting
-  duplicate: the one with the highest (partition, offset) wins, the other is rejected.
+  duplicate: the one with the highest (partition, offset) wins, the other is rejected unless the winner is
+  pending - decided by the post-hook relabel_conflicting_duplicates (macros/conflicting_duplicates.sql) for
+  every run's tie groups, stored rows included. This model only keeps a candidate that a stored tie winner
+  beats (other content) from being admitted.
 -#}
 {{
   config(
@@ -22,7 +25,9 @@
     incremental_strategy='upsert',
     unique_key='_bronze_id',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook=["{{ reject_rate_gate(this) }}", "{{ staging_indexes(this) }}"],
+    post_hook=["{{ staging_indexes(this, key='order_id') }}",
+               "{{ relabel_conflicting_duplicates(this, 'order_id', 'orders', content_hash=order_content_hash()) }}",
+               "{{ reject_rate_gate(this) }}"],
   )
 }}
 {%- set silver = existing_relation('silver', 'orders') %}
@@ -114,18 +119,18 @@ pool as (
     {%- endif %}
 ),
 
+tied as (
+    {{ stored_tie_winner('pool', this, 'order_id', 'orders', content_hash=order_content_hash()) }}
+),
+
 ranked as (
     select
         *,
         row_number() over (
             partition by order_id order by {{ version_order('orders') }}
         ) as _version_rank,
-        first_value(_content_hash) over (
-            partition by order_id, _event_ts, {{ order_status_rank('status') }}
-            order by _partition desc, _offset desc
-        ) as _tie_winner_hash,
         min(_first_seen_ts) over (partition by order_id) as _pool_first_seen_ts
-    from pool
+    from tied
 ),
 
 {#- The version each order has (or is about to have) in silver: silver.orders plus admitted versions it
@@ -181,11 +186,13 @@ evaluated as (
     hide it, so incremental runs and a full refresh agree whatever the batches were. A version not newer
     than silver's is admissible without the parent check (it cannot overwrite; it counts for created_at).
     Versions newer than the admitted one stay pending (each may become admissible when its parent comes);
-    older ones are superseded; a loser of a true tie (same version keys, other content) is a conflict. #}
+    older ones are superseded; a version a stored tie winner beats is a conflicting duplicate (the losers of
+    a winner among the candidates are judged as versions here and rejected by the post-hook). #}
 marked as (
     select
         *,
-        min(_version_rank) filter (where not _is_current or (_customer_known and _products_known))
+        min(_version_rank) filter (where not _stored_winner_differs
+                                     and (not _is_current or (_customer_known and _products_known)))
             over (partition by order_id) as _admitted_rank
     from evaluated
 ),
@@ -193,11 +200,11 @@ marked as (
 decisions as (
     select
         _bronze_id, _is_new, _old_status, _old_reason, _old_first_seen_ts,
-        (case when _version_rank > 1 and _content_hash <> _tie_winner_hash then 'rejected'
+        (case when _stored_winner_differs then 'rejected'
               when _version_rank < coalesce(_admitted_rank, _version_rank + 1) then 'pending'
               when _version_rank = _admitted_rank then 'admitted'
               else 'superseded' end)::varchar as _status,
-        (case when _version_rank > 1 and _content_hash <> _tie_winner_hash then 'conflicting_duplicate'
+        (case when _stored_winner_differs then 'conflicting_duplicate'
               when _version_rank < coalesce(_admitted_rank, _version_rank + 1) then
             concat_ws(';',
                 case when not _customer_known then 'pending_customer' || {{ parent_rejected_suffix(
@@ -209,7 +216,7 @@ decisions as (
                                            where p.product_id = m.product_id and p._status = 'rejected'))") }} end)
         end)::text as _reject_reason,
         (case when _version_rank <= coalesce(_admitted_rank, _version_rank)
-                   and not (_version_rank > 1 and _content_hash <> _tie_winner_hash)
+                   and not _stored_winner_differs
               then _pool_first_seen_ts end)::timestamp as _first_seen_ts
     from marked
 )

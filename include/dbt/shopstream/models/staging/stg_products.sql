@@ -1,13 +1,18 @@
 {#-
   One row per bronze `products` message: parsed, validated, decided (_status rejected / superseded /
   admitted, as in stg_customers). silver.products takes the admitted versions that are newer than its own.
+  Conflicting duplicates (same Kafka timestamp, other content) are decided by the post-hook
+  relabel_conflicting_duplicates (macros/conflicting_duplicates.sql), also across runs: its loser is rejected
+  whichever run brought it or its winner.
 -#}
 {{
   config(
     materialized='incremental',
     incremental_strategy='append',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook=["{{ reject_rate_gate(this) }}", "{{ staging_indexes(this, rejected_key='product_id') }}"],
+    post_hook=["{{ staging_indexes(this, key='product_id', rejected_key='product_id') }}",
+               "{{ relabel_conflicting_duplicates(this, 'product_id', 'products') }}",
+               "{{ reject_rate_gate(this) }}"],
   )
 }}
 
@@ -69,13 +74,10 @@ checked as (
 
 ranked as (
     select
-        _bronze_id, _content_hash,
+        _bronze_id,
         row_number() over (
             partition by product_id order by _event_ts desc, _partition desc, _offset desc
         ) as _version_rank,
-        first_value(_content_hash) over (
-            partition by product_id, _event_ts order by _partition desc, _offset desc
-        ) as _tie_winner_hash,
         min(_event_ts) over (partition by product_id) as _first_seen_ts
     from checked
     where _intrinsic_reason is null
@@ -93,13 +95,11 @@ select
     {{ run_ts() }} as _decided_at,
     (case
         when c._intrinsic_reason is not null then 'rejected'
-        when r._content_hash <> r._tie_winner_hash then 'rejected'
         when r._version_rank > 1 then 'superseded'
         else 'admitted'
     end)::varchar as _status,
     (case
         when c._intrinsic_reason is not null then c._intrinsic_reason
-        when r._content_hash <> r._tie_winner_hash then 'conflicting_duplicate'
     end)::text as _reject_reason,
     (case when r._version_rank = 1 then r._first_seen_ts end)::timestamp as _first_seen_ts,
     c._content_hash::text as _content_hash,
