@@ -51,6 +51,7 @@
                    {{ content_hash }} as _hash
             from {{ relation }} as s
             where s.{{ key }} = d._decided_key and {{ tie_group_member('s.') }}
+            offset 0  -- keeps the probe a probe (a subquery without it is flattened into a hash join)
         ) as m
     ),
 
@@ -62,16 +63,22 @@
             partition by _decided_key{% for tie_key in tie_keys %}, _tie_{{ loop.index }}{% endfor %}
             order by _partition desc, _offset desc
         )
+    ),
+
+    changed as (
+        select _bronze_id, _conflicting
+        from verdicts
+        where _conflicting <> (_reject_reason is not distinct from 'conflicting_duplicate')
     )
 
     update {{ relation }} as t
-    set _status = case when v._conflicting then 'rejected' else 'superseded' end,
-        _reject_reason = case when v._conflicting then 'conflicting_duplicate' end,
+    set _status = case when c._conflicting then 'rejected' else 'superseded' end,
+        _reject_reason = case when c._conflicting then 'conflicting_duplicate' end,
         _first_seen_ts = null,
         _decided_at = {{ run_ts() }}
-    from verdicts as v
-    where t._bronze_id = v._bronze_id
-      and v._conflicting <> (v._reject_reason is not distinct from 'conflicting_duplicate')
+    from changed as c
+    where t._bronze_id = c._bronze_id
+      and t._bronze_id = any(array(select _bronze_id from changed))  -- an index scan on the table, not a join
 {%- endmacro %}
 
 {#- The rows of the CTE `candidates` (all its columns) plus `_stored_winner_differs`: a member of the row's
