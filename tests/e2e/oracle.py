@@ -23,8 +23,8 @@ Rules applied (those that matter for well-formed input; the oracle refuses input
 tests/property). Rules it does not model, and why (the generator leaves these cases out):
 - rejections other than the timestamp window (schema, types, e-mail syntax, item rules...): each has its own
   example in tests/integration; modelling them would copy staging's SQL rather than check it;
-- `conflicting_duplicate`: the verdict depends on which messages met in one run, so the messages alone do
-  not determine it;
+- `conflicting_duplicate` among customer versions: the verdict depends on which messages met in one run, so
+  the messages alone do not determine it (products, orders and events: modelled, see warehouse_from_messages);
 - the reject-rate gate (`rejected_batch`): it judges a batch by its share of rejects, and a full refresh (one
   batch) overrides it on purpose.
 """
@@ -177,18 +177,44 @@ def _version_key(r: Received) -> tuple:
     return (r.kafka_ts, status_rank, r.partition, r.offset)
 
 
-def _versions(received: Iterable[Received], topic: str) -> dict[str, list[Received]]:
-    """key -> its valid versions, newest first; two different versions with equal version keys (a
-    conflicting duplicate) are refused: staging's verdict on them depends on the batches (see histories.py)."""
+def _content(r: Received) -> Any:
+    """What tells two versions of a key apart (staging's content hash): the fields silver takes from them."""
+    v = r.value
+    if r.topic == "customers":
+        return v.get("firstName"), v.get("lastName"), str(v.get("email") or "").strip().lower()
+    if r.topic == "products":
+        meta = v.get("meta") or {}
+        return (v.get("title"), v.get("description"), str(v["price"]), v.get("category"), meta.get("createdAt"),
+                meta.get("updatedAt"))
+    if r.topic == "orders":
+        return v["customer_id"], _naive_utc(v["order_ts"]), v["total_amount"], v["status"], json.dumps(v["items"], sort_keys=True)
+    return json.dumps(v, sort_keys=True)  # events: the whole value (event_data is what the named fields leave)
+
+
+def _tie_winners(versions: Sequence[Received]) -> list[int]:
+    """For each version (newest first), the index of its tie group's winner: the group = the versions equal in
+    every version key but (partition, offset), its winner the first of them (the highest coordinates)."""
+    winners: list[int] = []
+    for n, r in enumerate(versions):
+        same_group = n > 0 and _version_key(r)[:2] == _version_key(versions[n - 1])[:2]
+        winners.append(winners[-1] if same_group else n)
+    return winners
+
+
+def _versions(received: Iterable[Received], topic: str, conflicts: bool = False) -> dict[str, list[Received]]:
+    """key -> its valid versions, newest first. With `conflicts` False, two versions with equal version keys
+    and different content (a conflicting duplicate) are refused: UnmodelledInput (customers: see histories.py)."""
     out: dict[str, list[Received]] = defaultdict(list)
     for r in received:
         if r.topic == topic and intrinsic_reason(r) is None:
             out[str(r.value[KEY_FIELD[topic]])].append(r)
     for key, versions in out.items():
         versions.sort(key=_version_key, reverse=True)
-        for a, b in zip(versions, versions[1:], strict=False):
-            if _version_key(a)[:2] == _version_key(b)[:2] and a.value != b.value:
-                raise UnmodelledInput(f"{topic} {key}: two different versions share the timestamp {a.kafka_ts}")
+        if conflicts:
+            continue
+        for n, w in enumerate(_tie_winners(versions)):
+            if _content(versions[n]) != _content(versions[w]):
+                raise UnmodelledInput(f"{topic} {key}: two different versions share the timestamp {versions[n].kafka_ts}")
     return out
 
 
@@ -295,7 +321,12 @@ def warehouse_from_messages(received: Sequence[Received]) -> dict[str, list[tupl
     - orders/events: the latest ADMISSIBLE version wins (its customer and products are in silver); newer
       versions wait as pending (reason pending_customer / pending_product, suffixed ':rejected' when the
       missing parent has a rejected message), older ones are superseded; created_at = the first valid
-      Kafka timestamp of the key (orders) and updated_at the winner's.
+      Kafka timestamp of the key (orders) and updated_at the winner's;
+    - conflicting duplicates (products, orders, events): the valid versions of a key equal in every version
+      key but (partition, offset) form a tie group whose winner has the highest coordinates; a member with
+      other content than the winner is rejected (conflicting_duplicate) unless the winner is pending, when
+      it is judged like any other version. A loser is never the latest version (its winner is newer) nor
+      the latest admissible one unless its winner is pending, so silver never holds one.
     """
     quarantine: list[tuple] = []
     rejected_keys: dict[str, set[str]] = defaultdict(set)
@@ -317,8 +348,15 @@ def warehouse_from_messages(received: Sequence[Received]) -> dict[str, list[tupl
     for cid, versions in waiting.items():
         quarantine += [("customers", cid, "duplicate_email", "pending", r.bronze_id) for r in versions]
 
+    def conflicting(topic: str, key: str, versions: Sequence[Received], pending_above: int) -> None:
+        """Quarantine the losers whose winner is not pending (the first `pending_above` versions are)."""
+        for n, w in enumerate(_tie_winners(versions)):
+            if w >= pending_above and _content(versions[n]) != _content(versions[w]):
+                quarantine.append((topic, key, "conflicting_duplicate", "rejected", versions[n].bronze_id))
+
     products: dict[str, dict[str, Any]] = {}
-    for pid, versions in _versions(received, "products").items():
+    for pid, versions in _versions(received, "products", conflicts=True).items():
+        conflicting("products", pid, versions, pending_above=0)
         v = versions[0].value
         price = Decimal(str(v["price"]))
         if price < 0:
@@ -341,13 +379,16 @@ def warehouse_from_messages(received: Sequence[Received]) -> dict[str, list[tupl
     def latest_admissible(topic: str) -> dict[str, tuple[Received, datetime]]:
         """key -> (admitted version, first valid Kafka timestamp); the newer versions go to the quarantine."""
         out = {}
-        for key, versions in _versions(received, topic).items():
+        for key, versions in _versions(received, topic, conflicts=True).items():
+            pending = 0
             for r in versions:
                 reason = pending_reason(r.value, topic)
                 if reason is None:
                     out[key] = (r, min(x.kafka_ts for x in versions))
                     break
                 quarantine.append((topic, key, reason, "pending", r.bronze_id))
+                pending += 1
+            conflicting(topic, key, versions, pending_above=pending)
         return out
 
     orders: dict[str, dict[str, Any]] = {}

@@ -18,13 +18,15 @@ batches:
   meet, wait and are granted later; a group of customers may swap e-mails (a cycle) or pass them along (a
   chain), their messages spread over any batches;
 - some versions carry a Kafka timestamp (or order_ts / event_ts) far in the past (1970) or the future:
-  rejected by the timestamp window.
+  rejected by the timestamp window;
+- conflicting duplicates (products, orders, events): a version's twin - same key and Kafka timestamp (an
+  order's: also its status), other content (an order's customer may be one that never comes, so either
+  twin may be pending) - on any partition, in any batch: the higher (partition, offset) wins, whichever
+  batch brings it (docs/contracts.md, "Ties").
 
 Cases left out on purpose, because their result depends on how the history is cut into batches (by design,
 so no oracle can predict it from the messages alone):
-- two versions of one key with equal version keys and different content (conflicting duplicates): when they
-  meet in one run the loser is quarantined as conflicting_duplicate, when the loser was admitted in an
-  earlier run it is only overwritten (staging never revisits an admitted row);
+- conflicting duplicates among customer versions (their verdict is still decided per batch);
 - batches with reject_rate_min_rows (20) rows of one topic or more: the reject-rate gate rejects a batch by
   its share of rejects, which a full refresh (one batch) overrides on purpose (docs/runbook.md).
 """
@@ -37,7 +39,17 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import strategies as st
 
 from tests.e2e.oracle import ORDER_STATUSES
-from tests.support.contract_messages import Message, customer, event, item, message, order, product
+from tests.support.contract_messages import (
+    PARTITIONS,
+    Message,
+    customer,
+    event,
+    item,
+    message,
+    order,
+    partition_for,
+    product,
+)
 
 FIRST_NAMES = ("Ada", "Grace", "Linus", "Barbara")
 PRICES = ("4.99", "12.50", "100.00", "0.10")
@@ -65,7 +77,9 @@ class History:
         lines = []
         for n, batch in enumerate(self.batches):
             for m in batch:
-                lines.append(f"batch {n} {m.topic:9} key={m.key} kafka_ts={m.event_ts:%Y-%m-%d %H:%M} {m.value}")
+                partition = m.partition if m.partition is not None else partition_for(m.key or "")
+                lines.append(f"batch {n} {m.topic:9} key={m.key} p={partition} kafka_ts={m.event_ts:%Y-%m-%d %H:%M}"
+                             f" {m.value}")
         return "\n".join(lines)
 
 
@@ -158,12 +172,33 @@ def histories(draw, max_batches: int = 4) -> History:
             place(message("events", event(event_id, draw(st.sampled_from(EVENT_TYPES)), cid,
                                           out_of_window(at(event_minute))), out_of_window(at(minute))))
 
+    # conflicting duplicates: up to 3 twins of product, order and event versions (same key, Kafka timestamp and
+    # order status; the other fields drawn again, so a twin may also be identical), on any partition
+    def twin(msg: Message) -> dict:
+        v = msg.value
+        if msg.topic == "products":
+            return product(v["id"], f"Product {v['id']} {draw(st.sampled_from('ABC'))}", draw(st.sampled_from(PRICES)))
+        cid = str(draw(st.integers(1, N_CUSTOMERS + 1)))
+        business_ts = datetime.fromisoformat(v["order_ts" if msg.topic == "orders" else "event_ts"].replace("Z", "+00:00"))
+        if draw(st.booleans()):
+            business_ts = at(draw(st.integers(0, SPAN_MINUTES - 1)))
+        if msg.topic == "events":
+            return event(v["event_id"], draw(st.sampled_from(EVENT_TYPES)), cid, business_ts)
+        lines = draw(st.lists(st.tuples(st.integers(1, N_PRODUCTS + 1), st.integers(1, 3)), min_size=1, max_size=2))
+        items = [item(v["order_id"], line, str(pid), qty, draw(st.sampled_from(PRICES)))
+                 for line, (pid, qty) in enumerate(lines)]
+        return order(v["order_id"], cid, business_ts, items, status=v["status"])
+
+    originals = [msg for _, msg in placed if msg.topic != "customers"]
+    for msg in draw(st.lists(st.sampled_from(originals), max_size=3)) if originals else []:
+        place(Message(msg.topic, msg.key, twin(msg), msg.event_ts, partition=draw(st.integers(0, PARTITIONS - 1))))
+
     # at-least-once delivery: some messages are sent again, verbatim, in the same or a later batch
     resends = draw(st.lists(st.integers(0, max(len(placed) - 1, 0)), max_size=3)) if placed else []
     for index in resends:
         batch, msg = placed[index]
         placed.append((draw(st.integers(batch, n_batches - 1)),
-                       Message(msg.topic, msg.key, msg.value, msg.event_ts)))
+                       Message(msg.topic, msg.key, msg.value, msg.event_ts, partition=msg.partition)))
 
     batches: list[list[Message]] = [[] for _ in range(n_batches)]
     for batch, msg in placed:

@@ -78,8 +78,11 @@ def check(incremental: Warehouse, full: Warehouse, history: History) -> None:
     for n, batch in enumerate(history.batches):
         ids = incremental.insert(batch)
         assert full.insert(batch) == ids, "both databases must give the rows the same bronze ids"
+        coordinates = dict((r[0], r[1:]) for r in incremental.rows(
+            'select bronze_id, "partition", "offset" from bronze.raw_events where bronze_id = any(%s)', ids))
         received += [Received(m.topic, m.event_ts.astimezone(UTC).replace(tzinfo=None), m.value,
-                              offset=bronze_id, bronze_id=bronze_id) for m, bronze_id in zip(batch, ids, strict=True)]
+                              *coordinates[bronze_id], bronze_id=bronze_id)
+                     for m, bronze_id in zip(batch, ids, strict=True)]
         incremental.build(*BUILD_ARGS)
         full.build("--full-refresh", *BUILD_ARGS)
         context = f"\n--- after batch {n} of the history ---\n" + history.describe()
