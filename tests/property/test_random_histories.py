@@ -1,8 +1,8 @@
 """Property: on any history, after EVERY batch, incremental = full refresh = oracle.
 
-Hypothesis draws histories (tests/property/histories.py: versions out of order and tied in time, late
-parents, parents that never come, re-sends, e-mail swaps and chains, items that change between order
-versions, timestamps far in the past and the future) and cuts them into 1-4 loads. Two databases receive the
+Hypothesis draws histories (tests/property/histories.py: versions out of order and tied in time, conflicting
+duplicates on any partition, late parents, parents that never come, re-sends, e-mail swaps and chains, items
+that change between order versions, timestamps far in the past and the future) and cuts them into 1-4 loads. Two databases receive the
 same bronze rows, load by load: one is built incrementally (`dbt build`, keeping its state as production
 does), the other with `dbt build --full-refresh` every time. After each load the test checks that
 1. every silver and gold table and the quarantine of the incremental database equal what the plain-Python
