@@ -23,8 +23,10 @@
   - `stored_tie_winner` (inside a model that re-decides pending rows): per candidate, whether a stored tie
     winner (admitted or superseded, staged in an earlier run) beats it with other content. The model must
     not admit such a candidate: an admitted row carries the key's first-seen time to silver (created_at),
-    and a loser the post-hook rejects afterwards would take it along. With this flag the model's verdict on
-    its candidates already agrees with the post-hook's (the post-hook re-decides them anyway).
+    and a loser the post-hook rejects afterwards would take it along. The model rejects a flagged candidate
+    and judges the others as versions; the post-hook's verdict on them is the final one (it rejects the
+    losers of a winner among the candidates, and gives `superseded` back to a flagged one whose group's
+    winner turns out to be a candidate with its content).
   Cost: the post-hook reads the rows of this run (index on _decided_at) and probes each of their keys
   (index on the key and _event_ts, `staging_indexes(key=...)`); the model probes once per candidate.
 -#}
