@@ -23,8 +23,6 @@ Rules applied (those that matter for well-formed input; the oracle refuses input
 tests/property). Rules it does not model, and why (the generator leaves these cases out):
 - rejections other than the timestamp window (schema, types, e-mail syntax, item rules...): each has its own
   example in tests/integration; modelling them would copy staging's SQL rather than check it;
-- `conflicting_duplicate` among customer versions: the verdict depends on which messages met in one run, so
-  the messages alone do not determine it (products, orders and events: modelled, see warehouse_from_messages);
 - the reject-rate gate (`rejected_batch`): it judges a batch by its share of rejects, and a full refresh (one
   batch) overrides it on purpose.
 """
@@ -339,7 +337,7 @@ def warehouse_from_messages(received: Sequence[Received]) -> dict[str, list[tupl
 
     customers: dict[str, dict[str, Any]] = {}
     held, waiting = customers_by_arrival(received)
-    all_versions = _versions(received, "customers")
+    all_versions = _versions(received, "customers", conflicts=True)
     for cid, r in held.items():
         v = r.value
         customers[cid] = {"customer_id": cid, "first_name": v.get("firstName"), "last_name": v.get("lastName"),
@@ -353,6 +351,9 @@ def warehouse_from_messages(received: Sequence[Received]) -> dict[str, list[tupl
         for n, w in enumerate(_tie_winners(versions)):
             if w >= pending_above and _content(versions[n]) != _content(versions[w]):
                 quarantine.append((topic, key, "conflicting_duplicate", "rejected", versions[n].bronze_id))
+
+    for cid, versions in all_versions.items():  # the waiting versions are the newest ones
+        conflicting("customers", cid, versions, pending_above=len(waiting.get(cid, ())))
 
     products: dict[str, dict[str, Any]] = {}
     for pid, versions in _versions(received, "products", conflicts=True).items():

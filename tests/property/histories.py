@@ -19,14 +19,13 @@ batches:
   chain), their messages spread over any batches;
 - some versions carry a Kafka timestamp (or order_ts / event_ts) far in the past (1970) or the future:
   rejected by the timestamp window;
-- conflicting duplicates (products, orders, events): a version's twin - same key and Kafka timestamp (an
-  order's: also its status), other content (an order's customer may be one that never comes, so either
-  twin may be pending) - on any partition, in any batch: the higher (partition, offset) wins, whichever
+- conflicting duplicates (all four topics): a version's twin - same key and Kafka timestamp (an
+  order's: also its status), other content (an order's customer may be one that never comes, a customer's
+  address may be taken, so either twin may be pending) - on any partition, in any batch: the higher (partition, offset) wins, whichever
   batch brings it (docs/contracts.md, "Ties").
 
 Cases left out on purpose, because their result depends on how the history is cut into batches (by design,
 so no oracle can predict it from the messages alone):
-- conflicting duplicates among customer versions (their verdict is still decided per batch);
 - batches with reject_rate_min_rows (20) rows of one topic or more: the reject-rate gate rejects a batch by
   its share of rejects, which a full refresh (one batch) overrides on purpose (docs/runbook.md).
 """
@@ -172,10 +171,15 @@ def histories(draw, max_batches: int = 4) -> History:
             place(message("events", event(event_id, draw(st.sampled_from(EVENT_TYPES)), cid,
                                           out_of_window(at(event_minute))), out_of_window(at(minute))))
 
-    # conflicting duplicates: up to 3 twins of product, order and event versions (same key, Kafka timestamp and
+    # conflicting duplicates: up to 3 twins of any version (same key, Kafka timestamp and
     # order status; the other fields drawn again, so a twin may also be identical), on any partition
     def twin(msg: Message) -> dict:
         v = msg.value
+        if msg.topic == "customers":  # another name or address (its own, another customer's, the shared one)
+            email = draw(st.sampled_from((f"c{v['id']}.e0@example.com", f"c{v['id']}.e1@example.com",
+                                          f"c{draw(st.integers(1, N_CUSTOMERS))}.e0@example.com",
+                                          "shared@example.com")))
+            return customer(v["id"], draw(st.sampled_from(FIRST_NAMES)), v["lastName"], _spelled(draw, email))
         if msg.topic == "products":
             return product(v["id"], f"Product {v['id']} {draw(st.sampled_from('ABC'))}", draw(st.sampled_from(PRICES)))
         cid = str(draw(st.integers(1, N_CUSTOMERS + 1)))
@@ -189,7 +193,7 @@ def histories(draw, max_batches: int = 4) -> History:
                  for line, (pid, qty) in enumerate(lines)]
         return order(v["order_id"], cid, business_ts, items, status=v["status"])
 
-    originals = [msg for _, msg in placed if msg.topic != "customers"]
+    originals = [msg for _, msg in placed]
     for msg in draw(st.lists(st.sampled_from(originals), max_size=3)) if originals else []:
         place(Message(msg.topic, msg.key, twin(msg), msg.event_ts, partition=draw(st.integers(0, PARTITIONS - 1))))
 

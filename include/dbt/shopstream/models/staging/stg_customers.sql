@@ -12,6 +12,9 @@
   batching changes the outcome (macros/customer_emails.sql has the rule). Customers whose emails meet no
   other customer's in the run - nearly all - are decided set-based (latest version wins); the others go
   through the fold `customer_email_replay`.
+  Ties (same event_ts, other content): the highest (partition, offset) wins, the others are rejected as
+  conflicting_duplicate unless the winner is pending - decided for every tie group of the run's customers by
+  the post-hook relabel_conflicting_duplicates (macros/conflicting_duplicates.sql), whatever the batches.
 -#}
 {{
   config(
@@ -19,9 +22,9 @@
     incremental_strategy='upsert',
     unique_key='_bronze_id',
     indexes=[{'columns': ['_bronze_id'], 'unique': true}],
-    post_hook=["{{ reject_rate_gate(this) }}", "{{ customer_waits_again_after_gate(this) }}",
-               "{{ staging_indexes(this, rejected_key='customer_id') }}",
-               "{{ ensure_index(this, 'customer', '(customer_id)') }}"],
+    post_hook=["{{ staging_indexes(this, key='customer_id', rejected_key='customer_id') }}",
+               "{{ relabel_conflicting_duplicates(this, 'customer_id', 'customers') }}",
+               "{{ reject_rate_gate(this) }}", "{{ customer_waits_again_after_gate(this) }}"],
   )
 }}
 {%- set silver = existing_relation('silver', 'customers') %}
@@ -64,31 +67,42 @@ checked as (
     from parsed
 ),
 
-ranked as (
-    select
-        _bronze_id, _event_ts, customer_id, email, _content_hash, _vkey,
-        row_number() over (
-            partition by customer_id order by _event_ts desc, _partition desc, _offset desc
-        ) as _version_rank,
-        first_value(_content_hash) over (
-            partition by customer_id, _event_ts order by _partition desc, _offset desc
-        ) as _tie_winner_hash,
-        min(_event_ts) over (partition by customer_id) as _first_seen_ts
+{#- The run's valid versions and the versions still waiting; a version that a stored tie winner (same
+    event_ts, higher partition/offset, other content) beats is flagged: it is a conflicting duplicate and never
+    a candidate (macros/conflicting_duplicates.sql decides every tie group after the run). #}
+valid as (
+    select _bronze_id, _partition, _offset, _event_ts, customer_id, email, _content_hash, _vkey, true as _is_new
     from checked
     where _intrinsic_reason is null
-),
-
-{#- What this run decides: its valid versions (not the losers of a tie) and the versions still waiting. #}
-candidates as materialized (
-    select _bronze_id, customer_id, email, _vkey, true as _is_new
-    from ranked
-    where _content_hash = _tie_winner_hash
     {%- if is_incremental() %}
     union all
-    select _bronze_id, customer_id, email, {{ customer_version_key('_event_ts', '_partition', '_offset') }}, false
+    select _bronze_id, _partition, _offset, _event_ts, customer_id, email, _content_hash,
+           {{ customer_version_key('_event_ts', '_partition', '_offset') }}, false
     from {{ this }}
     where _status = 'pending'
     {%- endif %}
+),
+
+tied as materialized (
+    {{ stored_tie_winner('valid', this, 'customer_id', 'customers') }}
+),
+
+{#- What this run decides. #}
+candidates as materialized (
+    select _bronze_id, customer_id, email, _vkey, _is_new
+    from tied
+    where not _stored_winner_differs
+),
+
+ranked as (
+    select
+        _bronze_id,
+        row_number() over (
+            partition by customer_id order by _event_ts desc, _partition desc, _offset desc
+        ) as _version_rank,
+        min(_event_ts) over (partition by customer_id) as _first_seen_ts
+    from tied
+    where _is_new and not _stored_winner_differs
 ),
 
 run_customers as (
@@ -185,7 +199,7 @@ replay_carrier as (
 replayed_first_seen as (
     select r.customer_id, least(n.first_seen_ts, s.first_seen_ts) as first_seen_ts
     from replayed as r
-    left join (select customer_id, min(_event_ts) as first_seen_ts from ranked group by customer_id) as n
+    left join (select customer_id, min(_event_ts) as first_seen_ts from valid where _is_new group by customer_id) as n
         on n.customer_id = r.customer_id
     left join lateral (
         {%- if is_incremental() %}
@@ -223,26 +237,28 @@ select
     {{ run_ts() }} as _decided_at,
     (case
         when c._intrinsic_reason is not null then 'rejected'
-        when r._content_hash <> r._tie_winner_hash then 'rejected'
+        when t._stored_winner_differs then 'rejected'
         when d._replayed then d._replay_status
         when r._version_rank > 1 then 'superseded'
         else 'admitted'
     end)::varchar as _status,
     (case
         when c._intrinsic_reason is not null then c._intrinsic_reason
-        when r._content_hash <> r._tie_winner_hash then 'conflicting_duplicate'
+        when t._stored_winner_differs then 'conflicting_duplicate'
         when d._replayed and d._replay_status = 'pending' then 'duplicate_email'
     end)::text as _reject_reason,
     (case
-        when r._content_hash <> r._tie_winner_hash then null
+        when t._stored_winner_differs then null
         when d._replayed then (case when d._replay_status = 'admitted' then d._replay_first_seen_ts end)
         when r._version_rank = 1 then r._first_seen_ts
     end)::timestamp as _first_seen_ts,
+    c._content_hash::text as _content_hash,
     c.customer_id::varchar as customer_id,
     c.first_name::varchar as first_name,
     c.last_name::varchar as last_name,
     c.email::varchar as email
 from checked as c
+left join tied as t on t._bronze_id = c._bronze_id and t._is_new
 left join ranked as r on r._bronze_id = c._bronze_id
 left join decisions as d on d._bronze_id = c._bronze_id and d._is_new
 {%- if is_incremental() %}
@@ -255,6 +271,7 @@ select
     d._replay_status::varchar,
     null::text as _reject_reason,
     (case when d._replay_status = 'admitted' then d._replay_first_seen_ts end)::timestamp,
+    t._content_hash,
     t.customer_id, t.first_name, t.last_name, t.email
 from decisions as d
 cross join lateral (select * from {{ this }} as x where x._bronze_id = d._bronze_id limit 1) as t
