@@ -11,16 +11,19 @@
   Same transaction as the model: the rows of this run are those with _staged_at = the transaction time.
 -#}
 {% macro reject_rate_gate(relation) -%}
-    with batch as (
-        select count(*) as staged, count(*) filter (where _status = 'rejected') as rejected
-        from {{ relation }}
-        where _staged_at = {{ run_ts() }}
-    )
+    {#- The batch's verdict is an uncorrelated scalar subquery: PostgreSQL computes it once (an InitPlan).
+        Written as a join with a one-row CTE, the planner - its statistics know nothing of the rows this
+        transaction just inserted - ran the count once per staged row: quadratic, 27 minutes for a
+        70,000-row batch of a month's backfill (bench_backfill, 2026-12-05). #}
     update {{ relation }} as s
     set _status = 'rejected', _reject_reason = 'rejected_batch'
-    from batch as b
     where s._staged_at = {{ run_ts() }}
       and s._status in ('admitted', 'pending')
-      and b.staged >= {{ var('reject_rate_min_rows') | int }}
-      and b.rejected::numeric / b.staged > {{ var('max_reject_ratio') | float }}
+      and (
+          select count(*) >= {{ var('reject_rate_min_rows') | int }}
+                 and count(*) filter (where b._status = 'rejected')::numeric / nullif(count(*), 0)
+                     > {{ var('max_reject_ratio') | float }}
+          from {{ relation }} as b
+          where b._staged_at = {{ run_ts() }}
+      )
 {%- endmacro %}
