@@ -18,7 +18,6 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.test_dbt_correctness import assert_full_refresh_agrees, assert_success
 from tests.support.contract_messages import (
     Message,
     base_hour,
@@ -31,7 +30,7 @@ from tests.support.contract_messages import (
     product,
     product_value,
 )
-from tests.support.warehouse import Warehouse
+from tests.support.warehouse import Warehouse, assert_full_refresh_agrees, assert_success
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +42,11 @@ LOW, HIGH = 0, 2  # partitions: the winner sits on the higher one
 
 
 @pytest.fixture
-def wh(fresh_database, tmp_path):
-    warehouse = Warehouse.open(fresh_database, tmp_path / "dbt-target")
-    h1 = base_hour()
-    warehouse.insert(hour_messages(h1))  # customers and products 1..6: the parents
-    assert_success(warehouse.build())
-    yield warehouse
-    warehouse.close()
+def wh(wh):
+    """The shared warehouse (tests/integration/conftest.py) with the first hour built: the parents."""
+    wh.insert(hour_messages(base_hour()))  # customers and products 1..6
+    assert_success(wh.build())
+    return wh
 
 
 def twins(case: int, customer: str = "1", winner_customer: str | None = None) -> dict[str, tuple[Message, Message]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from shopstream.dbt.warehouse import SPEC_COLUMNS, table_checksums
 
 from tests.support.contract_messages import (
     base_hour,
@@ -22,37 +21,11 @@ from tests.support.contract_messages import (
     order,
     product_value,
 )
-from tests.support.warehouse import Warehouse
+from tests.support.warehouse import Warehouse, assert_full_refresh_agrees, assert_success
 
 pytestmark = pytest.mark.integration
 
 FOREIGN_KEY_COUNT = 7  # silver: orders, order_items x2, events; gold: fct_orders, fct_order_items x2
-
-
-@pytest.fixture
-def wh(fresh_database, tmp_path):
-    warehouse = Warehouse.open(fresh_database, tmp_path / "dbt-target")
-    yield warehouse
-    warehouse.close()
-
-
-def assert_success(run):
-    bad = [(r["unique_id"], r["status"], r["message"]) for r in run.results
-           if r["status"] not in ("success", "pass", "warn")]
-    assert run.success and not bad, bad
-
-
-def assert_full_refresh_agrees(wh: Warehouse, *, quarantine: bool = True) -> None:
-    """silver and gold (spec columns) and the quarantine after the incremental runs = after a full refresh."""
-    tables = {table: list(cols) for table, cols in SPEC_COLUMNS.items()}
-    if quarantine:
-        tables["silver.quarantine"] = ["source_table", "record_key", "reason", "status", "bronze_id"]
-    incremental = table_checksums(wh.conn, tables)
-    wh.conn.rollback()
-    assert_success(wh.build("--full-refresh"))
-    full = table_checksums(wh.conn, tables)
-    wh.conn.rollback()
-    assert full == incremental, {t: (incremental[t], full[t]) for t in tables if incremental[t] != full[t]}
 
 
 def foreign_key_count(wh: Warehouse) -> int:

@@ -36,13 +36,6 @@ ALL_TABLES = [
 QUARANTINE_COLUMNS = ["source_table", "record_key", "reason", "status", "bronze_id", "topic", "partition", "offset"]
 
 
-@pytest.fixture
-def wh(fresh_database, tmp_path):
-    warehouse = Warehouse.open(fresh_database, tmp_path / "dbt-target")
-    yield warehouse
-    warehouse.close()
-
-
 def model_results(run, resource="model."):
     return {uid.split(".")[-1]: r for uid, r in ((r["unique_id"], r) for r in run.results) if uid.startswith(resource)}
 

@@ -21,18 +21,11 @@ from shopstream.reconcile.checks import ReconciliationError
 from shopstream.reconcile.warehouse import reconcile
 
 from tests.support.contract_messages import base_hour, customer_value, hour_messages, message
-from tests.support.warehouse import Warehouse, published_results
+from tests.support.warehouse import published_results
 
 pytestmark = pytest.mark.integration
 
 TOPICS = {t: t for t in ("customers", "products", "orders", "events")}
-
-
-@pytest.fixture
-def wh(fresh_database, tmp_path):
-    warehouse = Warehouse.open(fresh_database, tmp_path / "dbt-target")
-    yield warehouse
-    warehouse.close()
 
 
 def _record_published(conn, hour, msgs) -> None:

@@ -11,6 +11,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from shopstream.dbt.warehouse import SPEC_COLUMNS, table_checksums
+
 from tests.support.contract_messages import Message, canonical, partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +152,23 @@ class Warehouse:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def assert_success(run) -> None:
+    """The dbt invocation succeeded and no node failed (warnings allowed)."""
+    bad = [(r["unique_id"], r["status"], r["message"]) for r in run.results
+           if r["status"] not in ("success", "pass", "warn")]
+    assert run.success and not bad, bad
+
+
+def assert_full_refresh_agrees(wh: Warehouse, *, quarantine: bool = True) -> None:
+    """silver and gold (spec columns) and the quarantine after the incremental runs = after a full refresh."""
+    tables = {table: list(cols) for table, cols in SPEC_COLUMNS.items()}
+    if quarantine:
+        tables["silver.quarantine"] = ["source_table", "record_key", "reason", "status", "bronze_id"]
+    incremental = table_checksums(wh.conn, tables)
+    wh.conn.rollback()
+    assert_success(wh.build("--full-refresh"))
+    full = table_checksums(wh.conn, tables)
+    wh.conn.rollback()
+    assert full == incremental, {t: (incremental[t], full[t]) for t in tables if incremental[t] != full[t]}
